@@ -1,0 +1,91 @@
+"""The ``permatoken`` command: a thin layer over the library.
+
+Errors are :class:`~permatoken.PermatokenError` subclasses; :func:`main` prints them as
+``error: …`` plus a hint and exits with the code in :data:`EXIT_CODES` (never a traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from .._exceptions import (
+    AlreadyExistsError,
+    AuthError,
+    BrokerError,
+    ConfigError,
+    CryptoError,
+    GraphError,
+    InputError,
+    NotFoundError,
+    PermatokenError,
+    RotationError,
+    StoreError,
+)
+from .._secret import redact
+from .app import app, err_console
+
+# Most specific first.
+EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
+    (InputError, 2),
+    (NotFoundError, 3),
+    (AlreadyExistsError, 4),
+    (StoreError, 5),
+    (CryptoError, 6),
+    (ConfigError, 7),
+    (GraphError, 8),
+    (RotationError, 9),
+    (AuthError, 10),
+    (BrokerError, 11),
+]
+INTERNAL_ERROR = 70
+
+
+def exit_code_for(exc: PermatokenError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def _import_commands() -> None:
+    from . import credentials, keys, maintenance  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code (also calls sys.exit)."""
+    _import_commands()
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="permatoken", standalone_mode=False)
+        code = 0
+    except PermatokenError as exc:
+        err_console.print(f"[bold red]error:[/] {redact(exc.message)}", highlight=False, markup=True)
+        if exc.hint:
+            err_console.print(f"[dim]hint:[/] {redact(exc.hint)}", highlight=False)
+        code = exit_code_for(exc)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        code = 1
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        if os.environ.get("PERMATOKEN_DEBUG") == "1":
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}; this is a bug in permatoken. "
+            "Re-run with PERMATOKEN_DEBUG=1 for a traceback (it may contain secrets).",
+            highlight=False,
+        )
+        code = INTERNAL_ERROR
+    if argv is None:
+        sys.exit(code)
+    return code

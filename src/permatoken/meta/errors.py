@@ -1,0 +1,420 @@
+"""What a Graph API error means: one pure function from (status, headers, body) to a verdict.
+
+Meta's advice is to act on ``code``, not on the HTTP status or the subcode, and real responses
+prove it (reference §10): 190 has come back as 400 and 401, throttles as 400 or 429, codes 1
+and 2 as 500, and a 502 with an HTML page. So :func:`classify_graph_error` reads the code
+(from ``code``, or ``(#613)`` / ``(# 613)`` in the message when the field is missing) and uses
+the HTTP status only when no code can be found at all.
+
+=========================================  =====================  ============================
+code                                       kind                   note
+=========================================  =====================  ============================
+190 "must be called with a client access   wrong_token_kind       the token may be fine
+token", "Debug only access token"
+190, 102, 104, 0, 452, 2500                token_dead             subcode → :class:`TokenDeath`
+3, 10, 200-299, 368, 131005, 131031        permission             never retried
+4, 17, 32, 613, 80007, 80008, 130429,      throttled              wait, never refresh
+131048, 133016
+131056                                     pair_rate_limited      only this recipient
+1, 2, 131000, 131016, 131057,              transient              131057: about 60 s
+unknown code with ``is_transient: true``
+1 "Error validating client secret."        bad_request            permanent
+100, 101, other 13xxxx, 135000             bad_request
+-1, anything else                          unknown                not retried blindly
+=========================================  =====================  ============================
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._secret import redact
+from ._body import as_error_object, decode_body
+from .usage import parse_usage
+
+__all__ = ["ErrorKind", "GraphErrorInfo", "TokenDeath", "classify_graph_error"]
+
+
+class ErrorKind(enum.StrEnum):
+    TOKEN_DEAD = "token_dead"  # noqa: S105
+    WRONG_TOKEN_KIND = "wrong_token_kind"  # noqa: S105
+    PERMISSION = "permission"
+    THROTTLED = "throttled"
+    PAIR_RATE_LIMITED = "pair_rate_limited"
+    TRANSIENT = "transient"
+    BAD_REQUEST = "bad_request"
+    UNKNOWN = "unknown"
+
+
+class TokenDeath(enum.StrEnum):
+    """Why Meta says a token is dead. None of these can be renewed with the same token."""
+
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    INVALIDATED = "invalidated"
+    APP_NOT_INSTALLED = "app_not_installed"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105
+    LOGGED_OUT = "logged_out"
+    CHECKPOINTED = "checkpointed"
+    UNCONFIRMED = "unconfirmed"
+    UNPARSEABLE = "unparseable"
+    UNKNOWN = "unknown"
+
+
+_RETRYABLE: Final = frozenset(
+    {ErrorKind.THROTTLED, ErrorKind.PAIR_RATE_LIMITED, ErrorKind.TRANSIENT}
+)
+
+
+@dataclass(frozen=True)
+class GraphErrorInfo:
+    """A classified Graph error. ``message`` and ``details`` are redacted and safe to show.
+
+    ``renewable`` answers "can the same token still be refreshed?": false only for a dead
+    token. ``retry_after`` is in seconds (Meta's estimate, ``Retry-After``, or a hint).
+    ``is_transient`` is Meta's own flag as sent (``None`` when absent); use :attr:`retryable`
+    for the decision.
+    """
+
+    kind: ErrorKind
+    code: int | None
+    subcode: int | None
+    message: str
+    http_status: int | None
+    retry_after: float | None = None
+    is_transient: bool | None = None
+    fbtrace_id: str | None = None
+    death: TokenDeath | None = None
+    renewable: bool = True
+    advice: str = ""
+    type: str | None = None
+    details: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in _RETRYABLE
+
+    def describe(self) -> str:
+        """One line for humans: the message with its code, subcode and HTTP status."""
+        parts = []
+        if self.code is not None:
+            parts.append(f"code {self.code}" + (f"/{self.subcode}" if self.subcode else ""))
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        suffix = f" ({', '.join(parts)})" if parts else ""
+        return f"{self.kind}: {self.message}{suffix}"
+
+
+_THROTTLE_HINTS: Final[Mapping[int, float]] = {
+    4: 60.0,
+    17: 60.0,
+    32: 60.0,
+    613: 60.0,
+    80007: 60.0,
+    80008: 60.0,
+    130429: 5.0,
+    131048: 60.0,
+    133016: 300.0,
+}
+_TRANSIENT_HINTS: Final[Mapping[int, float]] = {
+    1: 2.0,
+    2: 2.0,
+    131000: 2.0,
+    131016: 5.0,
+    131057: 60.0,
+}
+_PAIR_HINT: Final = 6.0  # one message per 6 s to the same user (reference §3.7)
+_DEFAULT_TRANSIENT_HINT: Final = 2.0
+_DEFAULT_THROTTLE_HINT: Final = 60.0
+
+_DEAD_CODES: Final = frozenset({190, 102, 104, 0, 452, 2500})
+_PERMISSION_CODES: Final = frozenset({3, 10, 368, 131005, 131031})
+_BAD_REQUEST_CODES: Final = frozenset({100, 101, 135000})
+
+_SUBCODE_DEATH: Final[Mapping[int, TokenDeath]] = {
+    458: TokenDeath.APP_NOT_INSTALLED,
+    459: TokenDeath.CHECKPOINTED,
+    460: TokenDeath.PASSWORD_CHANGED,
+    463: TokenDeath.EXPIRED,
+    464: TokenDeath.UNCONFIRMED,
+    466: TokenDeath.REVOKED,
+    467: TokenDeath.LOGGED_OUT,
+    492: TokenDeath.INVALIDATED,
+}
+# Subcodes go missing in real responses; the English message text is the second opinion.
+_MESSAGE_DEATH: Final = (
+    (re.compile(r"session has expired|token.{0,20}expired|has expired", re.I), TokenDeath.EXPIRED),
+    (
+        re.compile(r"has not authorized application|not installed", re.I),
+        TokenDeath.APP_NOT_INSTALLED,
+    ),
+    (
+        re.compile(r"changed (?:their|the) password|changed the session", re.I),
+        TokenDeath.PASSWORD_CHANGED,
+    ),
+    (re.compile(r"logged out", re.I), TokenDeath.LOGGED_OUT),
+    (re.compile(r"follow the instructions|checkpoint", re.I), TokenDeath.CHECKPOINTED),
+    (re.compile(r"unconfirmed", re.I), TokenDeath.UNCONFIRMED),
+    (re.compile(r"revoked|invalidated (?:explicitly|through|via|using)", re.I), TokenDeath.REVOKED),
+    (re.compile(r"cannot parse access token|malformed access token", re.I), TokenDeath.UNPARSEABLE),
+    (
+        re.compile(r"session (?:is invalid|has been invalidated)|invalid session", re.I),
+        TokenDeath.INVALIDATED,
+    ),
+)
+_WRONG_KIND: Final = re.compile(
+    r"must be called with an? [\w ]*access token|debug only access token", re.I
+)
+_CLIENT_SECRET: Final = re.compile(r"client secret", re.I)
+
+DEATH_REASONS: Final[Mapping[TokenDeath, str]] = {
+    TokenDeath.EXPIRED: "it has expired",
+    TokenDeath.REVOKED: "it was revoked",
+    TokenDeath.INVALIDATED: "Meta invalidated its session",
+    TokenDeath.APP_NOT_INSTALLED: "the app is no longer installed for its user or business",
+    TokenDeath.PASSWORD_CHANGED: "the user changed their password or Meta reset the session",
+    TokenDeath.LOGGED_OUT: "the user logged out",
+    TokenDeath.CHECKPOINTED: "Meta put the user account on a security checkpoint",
+    TokenDeath.UNCONFIRMED: "the user account is not confirmed",
+    TokenDeath.UNPARSEABLE: "Meta cannot parse it",
+    TokenDeath.UNKNOWN: "Meta rejected it",
+}
+DEATH_ADVICE: Final[Mapping[TokenDeath, str]] = {
+    TokenDeath.EXPIRED: (
+        "An expired token can never be renewed: mint a new one with another valid admin or "
+        "system-user token (`--issuer meta-system-mint`), or generate a new one in Business "
+        "Settings → System users"
+    ),
+    TokenDeath.REVOKED: "Generate or mint a new token; a revoked token never works again",
+    TokenDeath.INVALIDATED: "Generate or mint a new token",
+    TokenDeath.APP_NOT_INSTALLED: (
+        "Re-install the app for the system user (or ask the client business to reconnect it "
+        "through Embedded Signup), then generate a new token"
+    ),
+    TokenDeath.PASSWORD_CHANGED: (
+        "Log in again and generate a new token; a system-user token does not depend on a password"
+    ),
+    TokenDeath.LOGGED_OUT: (
+        "Generate a new token; a system-user token does not end when someone logs out"
+    ),
+    TokenDeath.CHECKPOINTED: (
+        "Log in at www.facebook.com, follow the instructions, then generate a new token"
+    ),
+    TokenDeath.UNCONFIRMED: "Confirm the account at www.facebook.com, then generate a new token",
+    TokenDeath.UNPARSEABLE: (
+        "Check the stored value (cut-off copy, quotes, whitespace) and add the full token again"
+    ),
+    TokenDeath.UNKNOWN: "Run `permatoken inspect` to see why, then generate or mint a new token",
+}
+_KIND_ADVICE: Final[Mapping[ErrorKind, str]] = {
+    ErrorKind.WRONG_TOKEN_KIND: (
+        "The call needs another kind of token (for example the app token for debug_token); "
+        "the token itself may be fine"
+    ),
+    ErrorKind.PERMISSION: (
+        "Grant the missing permission or asset: assign the WABA and the app to the system user "
+        "in Business Settings and generate a token with whatsapp_business_management and "
+        "whatsapp_business_messaging"
+    ),
+    ErrorKind.THROTTLED: "Slow down and retry later; do not refresh the token",
+    ErrorKind.PAIR_RATE_LIMITED: (
+        "Too many messages to this recipient; retry this one later, others are unaffected"
+    ),
+    ErrorKind.TRANSIENT: "Retry a few times with backoff",
+    ErrorKind.BAD_REQUEST: "Fix the request or the configuration; retrying will not help",
+    ErrorKind.UNKNOWN: "Not retried automatically; check Meta's status page and the message",
+}
+_SPECIFIC_ADVICE: Final = (
+    (re.compile(r"client secret", re.I), "Check the app secret stored for this app"),
+    (
+        re.compile(r"appsecret_proof", re.I),
+        "Register the app secret so permatoken signs calls with appsecret_proof",
+    ),
+    (
+        re.compile(r"did not match the viewing app", re.I),
+        "The token belongs to another app: inspect it with that app's id and secret",
+    ),
+)
+_PREFIX: Final = re.compile(r"\(#\s*(-?\d+)\)")
+_MAX_MESSAGE: Final = 500
+
+
+def _to_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _to_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return redact(value.strip())[:_MAX_MESSAGE]
+    return None
+
+
+def _lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+
+
+def _retry_after_header(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # HTTP-date form: not worth a clock dependency here
+    return seconds if seconds >= 0 else None
+
+
+def _kind_for_code(code: int, message: str, is_transient: bool | None) -> ErrorKind:
+    if code in _DEAD_CODES:
+        return ErrorKind.WRONG_TOKEN_KIND if _WRONG_KIND.search(message) else ErrorKind.TOKEN_DEAD
+    if code == 1 and _CLIENT_SECRET.search(message):
+        return ErrorKind.BAD_REQUEST
+    if code in _THROTTLE_HINTS:
+        return ErrorKind.THROTTLED
+    if code == 131056:
+        return ErrorKind.PAIR_RATE_LIMITED
+    if code in _TRANSIENT_HINTS:
+        return ErrorKind.TRANSIENT
+    if code in _PERMISSION_CODES or 200 <= code <= 299:
+        return ErrorKind.PERMISSION
+    if code == -1:
+        return ErrorKind.UNKNOWN  # has been a client bug; never succeeds on retry
+    if code in _BAD_REQUEST_CODES or 130000 <= code <= 133999:
+        return ErrorKind.BAD_REQUEST
+    if is_transient:
+        return ErrorKind.TRANSIENT
+    return ErrorKind.UNKNOWN
+
+
+def _kind_for_status(status: int, www_authenticate: str) -> ErrorKind:
+    if "invalid_token" in www_authenticate or status == 401:
+        return ErrorKind.TOKEN_DEAD
+    if status == 429:
+        return ErrorKind.THROTTLED
+    if status == 403:
+        return ErrorKind.PERMISSION
+    if status in (408, 425) or status >= 500:
+        return ErrorKind.TRANSIENT
+    if 400 <= status < 500:
+        return ErrorKind.BAD_REQUEST
+    return ErrorKind.UNKNOWN
+
+
+def _death(subcode: int | None, message: str, code: int | None) -> TokenDeath:
+    if subcode is not None and subcode in _SUBCODE_DEATH:
+        return _SUBCODE_DEATH[subcode]
+    for pattern, death in _MESSAGE_DEATH:
+        if pattern.search(message):
+            return death
+    if code == 190 and re.search(r"invalid oauth access token", message, re.I):
+        return TokenDeath.INVALIDATED
+    return TokenDeath.UNKNOWN
+
+
+def _advice(kind: ErrorKind, death: TokenDeath | None, message: str) -> str:
+    if death is not None:
+        return DEATH_ADVICE[death]
+    for pattern, advice in _SPECIFIC_ADVICE:
+        if pattern.search(message):
+            return advice
+    return _KIND_ADVICE[kind]
+
+
+def _retry_after(
+    kind: ErrorKind, code: int | None, headers: Mapping[str, str], regain: float | None
+) -> float | None:
+    if kind not in _RETRYABLE:
+        return None
+    if regain:
+        return regain
+    header = _retry_after_header(headers.get("retry-after"))
+    if header is not None:
+        return header
+    if kind is ErrorKind.PAIR_RATE_LIMITED:
+        return _PAIR_HINT
+    if code is not None and code in _THROTTLE_HINTS and kind is ErrorKind.THROTTLED:
+        return _THROTTLE_HINTS[code]
+    if code is not None and code in _TRANSIENT_HINTS:
+        return _TRANSIENT_HINTS[code]
+    return _DEFAULT_THROTTLE_HINT if kind is ErrorKind.THROTTLED else _DEFAULT_TRANSIENT_HINT
+
+
+def classify_graph_error(
+    status: int,
+    headers: Mapping[str, str] | None,
+    body: bytes | str | Mapping[str, Any] | None,
+) -> GraphErrorInfo:
+    """Classify one error response from Meta (or anything pretending to be Meta).
+
+    ``body`` may be the raw bytes, text, a decoded mapping, a Graph envelope ``{"error": …}``,
+    a ``debug_token`` response whose ``data.error`` explains an invalid token, or that inner
+    error object itself. Never raises.
+    """
+    lowered = _lower_headers(headers)
+    payload, fallback_message = decode_body(body)
+    error = as_error_object(payload)
+
+    raw_message = error.get("message") if error else None
+    message_for_match = raw_message if isinstance(raw_message, str) else ""
+    code = _to_int(error.get("code")) if error else None
+    if code is None and message_for_match:
+        match = _PREFIX.search(message_for_match)
+        code = int(match.group(1)) if match else None
+    subcode = _to_int(error.get("error_subcode", error.get("subcode"))) if error else None
+    is_transient = _to_bool(error.get("is_transient")) if error else None
+
+    if code is not None:
+        kind = _kind_for_code(code, message_for_match, is_transient)
+    elif is_transient:
+        kind = ErrorKind.TRANSIENT
+    else:
+        kind = _kind_for_status(status, lowered.get("www-authenticate", ""))
+
+    death = _death(subcode, message_for_match, code) if kind is ErrorKind.TOKEN_DEAD else None
+    error_data = error.get("error_data") if error else None
+    details = None
+    if isinstance(error_data, Mapping):
+        details = _text(error_data.get("details"))
+    elif isinstance(error_data, str):
+        details = _text(error_data)
+    error_type = error.get("type") if error else None
+    trace = error.get("fbtrace_id") if error else None
+    message = _text(raw_message) or _text(error.get("error_user_msg") if error else None)
+    message = message or fallback_message or f"HTTP {status} without an error message"
+    if not isinstance(trace, str):
+        trace = lowered.get("x-fb-trace-id")
+
+    return GraphErrorInfo(
+        kind=kind,
+        code=code,
+        subcode=subcode,
+        message=message,
+        http_status=status,
+        retry_after=_retry_after(kind, code, lowered, parse_usage(lowered).regain_access_seconds),
+        is_transient=is_transient,
+        fbtrace_id=trace,
+        death=death,
+        renewable=kind is not ErrorKind.TOKEN_DEAD,
+        advice=_advice(kind, death, message_for_match),
+        type=error_type if isinstance(error_type, str) else None,
+        details=details,
+    )

@@ -1,0 +1,134 @@
+"""Typed settings, built on demand (never at import time).
+
+Precedence, highest first: explicit arguments (CLI options) > environment ``PERMATOKEN_*`` >
+the config file (``$PERMATOKEN_HOME/config.toml`` or ``PERMATOKEN_CONFIG``) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ._exceptions import ConfigError
+from ._secret import Secret
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_GRAPH_VERSION = "v25.0"
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("permatoken", appauthor=False))
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads ``config.toml`` from the home directory (or ``PERMATOKEN_CONFIG``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read config file {self.path}: {exc}",
+                hint="fix the TOML syntax or remove the file",
+                path=str(self.path),
+            ) from exc
+        section = data.get("permatoken", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {self.path}: [permatoken] must be a table")
+        return {k.replace("-", "_"): v for k, v in section.items()}
+
+
+class Settings(BaseSettings):
+    """Everything permatoken can be configured with. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="PERMATOKEN_", extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    key_file: Path | None = None
+    key: Secret | None = None
+    graph_url: str = DEFAULT_GRAPH_URL
+    graph_version: str = DEFAULT_GRAPH_VERSION
+    log_level: str = "INFO"
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _wrap_key(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Secret):
+            return value
+        if isinstance(value, str):
+            return Secret(value.strip()) if value.strip() else None
+        raise ValueError("must be a base64 string")
+
+    @field_validator("graph_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"v\d{1,3}\.\d{1,2}", value):
+            raise ValueError("must look like v25.0")
+        return value
+
+    @field_validator("graph_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = Path(os.environ.get("PERMATOKEN_HOME") or default_home())
+        config = os.environ.get("PERMATOKEN_CONFIG")
+        path = Path(config) if config else home / "config.toml"
+        return (init_settings, env_settings, _TomlSource(settings_cls, path))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'permatoken.db'}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.home / "key"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, translating validation errors into a precise :class:`ConfigError`."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        env = f"PERMATOKEN_{field.upper()}"
+        raise ConfigError(
+            f"invalid setting {field} ({env}): {first.get('msg')}",
+            hint="see docs/configuration.md for accepted values",
+            setting=field,
+        ) from None

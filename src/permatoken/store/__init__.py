@@ -1,0 +1,26 @@
+"""The credential store (SQLite or PostgreSQL) and how to open it."""
+
+from __future__ import annotations
+
+from ..crypto import load_keyring
+from ..settings import Settings
+from ..timeutil import Clock
+from . import engine as _engine
+from .repository import Store
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(settings: Settings, *, check_schema: bool = True, clock: Clock | None = None) -> Store:
+    """Open the configured database with the configured keys; refuse a wrong schema."""
+    url = settings.resolved_database_url
+    engine = _engine.create_engine(url)
+    try:
+        with _engine.translated(url):
+            if check_schema:
+                _engine.check_schema(engine)
+        keyring = load_keyring(settings.key, settings.resolved_key_file)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, keyring, url=url, clock=clock)

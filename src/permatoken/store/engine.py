@@ -1,0 +1,205 @@
+"""Engines for SQLite and PostgreSQL, schema migrations, and translation of driver errors.
+
+SQLite runs in WAL mode with a busy timeout. Write transactions start with ``BEGIN IMMEDIATE``
+so two processes never both read-then-upgrade to a write lock (the classic SQLite deadlock);
+read-only work passes ``execution_options(readonly=True)`` and gets a plain deferred ``BEGIN``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from .._exceptions import ConfigError, SchemaError, StoreError, StoreUnreachableError
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def create_engine(url: str) -> sa.Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "PERMATOKEN_DATABASE_URL is not a database URL",
+            hint="use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db",
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return sa.create_engine(
+                parsed,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                connect_args={"connect_timeout": 5, "application_name": "permatoken"},
+            )
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise ConfigError(
+                "PostgreSQL support is not installed",
+                hint="pip install 'permatoken[postgres]'",
+            ) from exc
+    raise ConfigError(
+        f"unsupported database {backend!r} in PERMATOKEN_DATABASE_URL",
+        hint="permatoken supports sqlite:/// and postgresql+psycopg://",
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def translate(exc: Exception, url: str) -> StoreError:
+    """A precise, password-free :class:`StoreError` for a driver exception."""
+    orig = getattr(exc, "orig", exc)
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        if isinstance(orig, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        ):
+            return StoreError(
+                f"database file {parsed.database} is corrupted or not a permatoken database ({text})",
+                hint="restore it from a backup, or move it away and run `permatoken init`",
+            )
+        if "unable to open" in text:
+            return StoreUnreachableError(
+                f"cannot open database file {parsed.database} ({text})",
+                hint="check that the directory exists and is writable",
+            )
+        return StoreError(f"database error on {parsed.database}: {text}")
+    if isinstance(exc, OperationalError) and parsed is not None:
+        host = parsed.host or "localhost"
+        port = parsed.port or 5432
+        password = parsed.password
+        if password:
+            text = text.replace(str(password), "***")
+        return StoreUnreachableError(
+            f"cannot connect to PostgreSQL at {host}:{port} (database {parsed.database!r}): {text}",
+            hint="check that the server runs and PERMATOKEN_DATABASE_URL is right",
+            host=host,
+            port=port,
+        )
+    return StoreError(f"database error: {text}")
+
+
+@contextlib.contextmanager
+def translated(url: str) -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        raise translate(exc, url) from exc
+    except sqlite3.DatabaseError as exc:
+        raise translate(exc, url) from exc
+
+
+# --- migrations ---------------------------------------------------------------------
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
+    """Run pending migrations; returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    _check_known(before)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    return before, head_revision()
+
+
+def _check_known(rev: str | None) -> None:
+    if rev is None:
+        return
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    script = ScriptDirectory.from_config(cfg)
+    try:
+        script.get_revision(rev)
+    except Exception:
+        raise SchemaError(
+            f"the store's schema ({rev}) is newer than this permatoken knows (head {head_revision()})",
+            hint="upgrade permatoken; never run an older version against a newer store",
+            revision=rev,
+        ) from None
+
+
+def check_schema(engine: sa.Engine) -> str:
+    """Refuse a store that is not initialised, older, or newer than this code."""
+    rev = current_revision(engine)
+    head = head_revision()
+    if rev == head:
+        return rev
+    if rev is None:
+        raise SchemaError(
+            "the store is not initialised",
+            hint="run `permatoken init`",
+        )
+    _check_known(rev)
+    raise SchemaError(
+        f"the store's schema is at {rev}, this permatoken needs {head}",
+        hint="back up, then run `permatoken init` to upgrade the schema",
+        revision=rev,
+    )

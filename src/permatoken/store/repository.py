@@ -49,6 +49,8 @@ from .schema import apps, credential_secrets, credentials, events, versions
 log = logging.getLogger(__name__)
 
 _ID_MAX = 64
+#: PostgreSQL channel on which every promotion is announced as {"name": …, "version": …}.
+NOTIFY_CHANNEL = "permatoken_versions"
 
 
 def _aad_version(credential_id: int, version: int) -> bytes:
@@ -476,6 +478,12 @@ class Store:
                 .values(state=VersionState.CURRENT.value, state_changed_at=now)
             )
             self.record(conn, "version.promoted", credential=cred, actor=actor, detail={"version": number, "previous": old.version if old else None})
+            if self.dialect == "postgresql":
+                # Delivered at commit to every LISTENing replica (broker waiters, SDK feeds).
+                conn.execute(
+                    sa.text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": NOTIFY_CHANNEL, "payload": json.dumps({"name": name, "version": number})},
+                )
             v = self._version_row(conn, cred.id, number=number)
         assert v is not None
         return v

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     graph_url: str = DEFAULT_GRAPH_URL
     graph_version: str = DEFAULT_GRAPH_VERSION
     log_level: str = "INFO"
+    #: "system", or "sandbox" to follow the sandbox's controllable clock at PERMATOKEN_GRAPH_URL
+    #: (for demos and time-travel tests; never use it against Meta).
+    clock: Literal["system", "sandbox"] = "system"
 
     @field_validator("key", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import sys
 
 import click
 import typer
+from rich.markup import escape
 
 from .._exceptions import (
     AlreadyExistsError,
@@ -52,7 +53,7 @@ def exit_code_for(exc: PermatokenError) -> int:
 
 
 def _import_commands() -> None:
-    from . import credentials, keys, maintenance  # noqa: F401
+    from . import apps, credentials, keys, maintenance, rotation  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     _import_commands()
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="permatoken", standalone_mode=False)
-        code = 0
+        # Without standalone mode click *returns* the code of a ``typer.Exit`` instead of raising.
+        result = command.main(args=argv, prog_name="permatoken", standalone_mode=False)
+        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
     except PermatokenError as exc:
-        err_console.print(f"[bold red]error:[/] {redact(exc.message)}", highlight=False, markup=True)
+        # Messages quote user input (names, paths): escape it so Rich never parses it as markup.
+        err_console.print(f"[bold red]error:[/] {escape(redact(exc.message))}", highlight=False, markup=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/] {redact(exc.hint)}", highlight=False)
+            err_console.print(f"[dim]hint:[/] {escape(redact(exc.hint))}", highlight=False)
         code = exit_code_for(exc)
     except click.exceptions.Abort:
         err_console.print("aborted")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .._exceptions import PermatokenError
 from .app import app, console, print_json, state
@@ -86,9 +87,9 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     else:
         for r in results:
             mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
-            console.print(f"{mark} {r['check']}: {r['detail']}")
+            console.print(f"{mark} {r['check']}: {escape(str(r['detail']))}")
             if r["fix"]:
-                console.print(f"    fix: {r['fix']}")
+                console.print(f"    fix: {escape(r['fix'])}")
     if not all(r["ok"] for r in results):
         raise typer.Exit(1)
 

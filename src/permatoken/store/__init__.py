@@ -23,4 +23,8 @@ def open_store(settings: Settings, *, check_schema: bool = True, clock: Clock | 
     except BaseException:
         engine.dispose()
         raise
+    if clock is None and settings.clock != "system":
+        from ..service import build_clock
+
+        clock = build_clock(settings)
     return Store(engine, keyring, url=url, clock=clock)

@@ -18,9 +18,21 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
-from .._exceptions import ConfigError, SchemaError, StoreError, StoreUnreachableError
+from .._exceptions import (
+    ConfigError,
+    ConflictError,
+    SchemaError,
+    StoreError,
+    StoreUnreachableError,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -93,6 +105,10 @@ def translate(exc: Exception, url: str) -> StoreError:
     """A precise, password-free :class:`StoreError` for a driver exception."""
     orig = getattr(exc, "orig", exc)
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if isinstance(exc, IntegrityError) or isinstance(orig, sqlite3.IntegrityError):
+        # A constraint refused the write (duplicate name, a second current/pending version):
+        # the transaction rolled back. The first line names the constraint, never a value.
+        return ConflictError(f"the database refused a conflicting change ({text})", constraint=text)
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -165,6 +181,8 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
 
     before = current_revision(engine)
     _check_known(before)
+    if before is None:
+        _refuse_unversioned(engine)
     with engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "head")
     return before, head_revision()
@@ -193,6 +211,7 @@ def check_schema(engine: sa.Engine) -> str:
     if rev == head:
         return rev
     if rev is None:
+        _refuse_unversioned(engine)
         raise SchemaError(
             "the store is not initialised",
             hint="run `permatoken init`",
@@ -203,3 +222,17 @@ def check_schema(engine: sa.Engine) -> str:
         hint="back up, then run `permatoken init` to upgrade the schema",
         revision=rev,
     )
+
+
+def _refuse_unversioned(engine: sa.Engine) -> None:
+    """Permatoken tables without a schema version: unknown layout, never guess or re-create."""
+    from .schema import metadata
+
+    present = set(sa.inspect(engine).get_table_names()) & set(metadata.tables)
+    if present:
+        raise SchemaError(
+            f"the database has permatoken tables ({', '.join(sorted(present))}) but no schema "
+            "version (alembic_version), so its layout is unknown",
+            hint="restore it from a backup, or point PERMATOKEN_DATABASE_URL at an empty database "
+            "and run `permatoken init`",
+        )

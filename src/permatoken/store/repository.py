@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from .._exceptions import (
     AlreadyExistsError,
@@ -44,6 +43,7 @@ from ..models import (
 )
 from ..timeutil import Clock, SystemClock, ensure_utc
 from . import engine as eng
+from .leases import LeaseMixin
 from .schema import apps, credential_secrets, credentials, events, versions
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def _check_id(value: str | None, what: str) -> str | None:
     return value
 
 
-class Store:
+class Store(LeaseMixin):
     """Repository over one database. Construct with :func:`open_store` or :meth:`Store.open`."""
 
     def __init__(self, engine: sa.Engine, keyring: Keyring, *, url: str, clock: Clock | None = None) -> None:
@@ -252,8 +252,8 @@ class Store:
                     self._put_secret(conn, cid, sname, svalue, now)
                 cred = self._credential(conn, name)
                 self.record(conn, "credential.added", credential=cred, actor=actor, detail={"version": 1, "issuer": spec.issuer, "fingerprint": token.fingerprint})
-        except IntegrityError as exc:
-            if "name" in str(exc.orig).lower() or "unique" in str(exc.orig).lower():
+        except ConflictError as exc:
+            if "name" in str(exc.context.get("constraint", "")).lower():
                 raise AlreadyExistsError(
                     f"credential {name!r} already exists",
                     hint="use `permatoken rotate` or `permatoken remove` first",
@@ -435,9 +435,14 @@ class Store:
         meta: VersionMeta,
         *,
         companions: Mapping[str, Secret] | None = None,
+        secrets: Mapping[str, Secret] | None = None,
         actor: str = "system",
     ) -> TokenVersion:
-        """Persist a freshly obtained value as the ``pending`` version (before any other use)."""
+        """Persist a freshly obtained value as the ``pending`` version (before any other use).
+
+        ``secrets`` replaces credential-level secrets in the same transaction (a rotated refresh
+        token must never be stored apart from the access token it came with).
+        """
         now = self._now()
         try:
             with self.write() as conn:
@@ -446,9 +451,11 @@ class Store:
                     sa.select(sa.func.max(versions.c.version)).where(versions.c.credential_id == cred.id)
                 ).scalar() or 0
                 self._insert_version(conn, cred.id, top + 1, VersionState.PENDING, token, meta, now, companions)
+                for sname, svalue in (secrets or {}).items():
+                    self._put_secret(conn, cred.id, sname, svalue, now)
                 self.record(conn, "version.pending", credential=cred, actor=actor, detail={"version": top + 1, "fingerprint": token.fingerprint})
                 v = self._version_row(conn, cred.id, number=top + 1)
-        except IntegrityError as exc:
+        except ConflictError as exc:
             raise ConflictError(f"credential {name!r} already has a pending version or a concurrent writer won", name=name) from exc
         assert v is not None
         return v

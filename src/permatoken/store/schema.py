@@ -6,7 +6,11 @@ repository queries against. A change here needs a new migration.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
+
+from ..timeutil import ensure_utc
 
 metadata = sa.MetaData(
     naming_convention={
@@ -18,7 +22,27 @@ metadata = sa.MetaData(
     }
 )
 
-TS = sa.DateTime(timezone=True)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases.
+
+    SQLite has no time zones: SQLAlchemy stores the wall-clock digits and drops the offset, so
+    an aware non-UTC value would silently shift. Convert to UTC on the way in (naive values are
+    taken as UTC) and mark results as UTC on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return ensure_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return ensure_utc(value)
+
+
+TS = UTCDateTime()
 
 apps = sa.Table(
     "apps",

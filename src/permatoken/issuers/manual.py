@@ -1,0 +1,21 @@
+"""manual: a human supplies every value; permatoken reminds and verifies."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .base import IssueContext, Obtained, needs_human
+
+
+class ManualIssuer:
+    kind: ClassVar[str] = "manual"
+    automatic: ClassVar[bool] = False
+    recovers_dead: ClassVar[bool] = False
+    meta: ClassVar[bool] = True
+
+    def obtain(self, ctx: IssueContext) -> Obtained:
+        raise needs_human(
+            ctx,
+            "this credential is renewed by hand",
+            f"generate a new token and run `permatoken rotate {ctx.credential.name} --token-file FILE`",
+        )

@@ -1,0 +1,59 @@
+"""oauth2-refresh: the generic ``refresh_token`` grant (RFC 6749 §6), with rotating refresh tokens.
+
+Options: ``token_url``, ``client_id``, optional ``scope``. Secrets: ``client_secret`` (optional),
+``refresh_token``. When the server rotates the refresh token, the new one is returned as a
+credential-secret update that the engine stores in the same transaction as the pending version,
+before the new access token is used anywhere: replaying the old refresh token would make a
+server with reuse detection revoke the whole family.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from .._exceptions import NotFoundError, RotationError
+from .._secret import Secret, register_secret
+from .base import IssueContext, Obtained
+from .http_issuers import post
+
+
+class OAuth2RefreshIssuer:
+    kind: ClassVar[str] = "oauth2-refresh"
+    automatic: ClassVar[bool] = True
+    recovers_dead: ClassVar[bool] = True
+    meta: ClassVar[bool] = False
+
+    def obtain(self, ctx: IssueContext) -> Obtained:
+        url = str(ctx.option("token_url", required=True))
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": ctx.secret("refresh_token").reveal(),
+            "client_id": str(ctx.option("client_id", required=True)),
+        }
+        if ctx.option("scope"):
+            form["scope"] = str(ctx.option("scope"))
+        try:
+            form["client_secret"] = ctx.secret("client_secret").reveal()
+        except NotFoundError:
+            pass
+        data = post(ctx, url, data=form, headers={"Accept": "application/json"})
+        access = data.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise RotationError(f"{ctx.credential.name}: no access_token in the answer", name=ctx.credential.name, reason="upstream")
+        register_secret(access)
+        updates: dict[str, Secret] = {}
+        new_refresh = data.get("refresh_token")
+        if isinstance(new_refresh, str) and new_refresh:
+            register_secret(new_refresh)
+            updates["refresh_token"] = Secret(new_refresh)
+        expires_in = data.get("expires_in")
+        expires_at = ctx.now + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) and expires_in > 0 else None
+        return Obtained(
+            Secret(access),
+            expires_at,
+            expires_at is not None,
+            str(data.get("token_type") or "bearer"),
+            old_stays_valid=True,
+            secret_updates=updates,
+        )

@@ -1,0 +1,109 @@
+"""Leases on credentials: who may rotate (or otherwise work on) a credential right now.
+
+A lease is two columns on the credential row, taken with one conditional UPDATE, so it works
+the same on SQLite and PostgreSQL and across threads, processes and replicas. A lease expires,
+so work held by a process that died is taken over. Step updates are fenced: they only apply
+while the writer still holds the lease.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from .._exceptions import ConflictError
+from .schema import credentials
+
+
+class LeaseMixin:
+    """Mixed into :class:`~permatoken.store.repository.Store`."""
+
+    write: Any
+    read: Any
+    _now: Any
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now: datetime = self._now()
+        with self.write() as conn:
+            res = conn.execute(
+                credentials.update()
+                .where(
+                    credentials.c.name == name,
+                    sa.or_(
+                        credentials.c.lease_owner.is_(None),
+                        credentials.c.lease_owner == owner,
+                        credentials.c.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl))
+            )
+            return bool(res.rowcount)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                credentials.update()
+                .where(credentials.c.name == name, credentials.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def lease_holder(self, name: str) -> tuple[str | None, datetime | None]:
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(credentials.c.lease_owner, credentials.c.lease_expires_at).where(credentials.c.name == name)
+            ).first()
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_rotation(
+        self,
+        name: str,
+        owner: str,
+        step: str | None,
+        detail: dict[str, Any] | None,
+        *,
+        ttl: float | None = None,
+        **fields: Any,
+    ) -> None:
+        """Persist the rotation step (and other columns) only while ``owner`` holds the lease."""
+        now: datetime = self._now()
+        values: dict[str, Any] = {"rotation_step": step, "rotation_detail": detail, "updated_at": now, **fields}
+        if ttl is not None:
+            values["lease_expires_at"] = now + timedelta(seconds=ttl)
+        if "health" in values and hasattr(values["health"], "value"):
+            values["health"] = values["health"].value
+        with self.write() as conn:
+            res = conn.execute(
+                credentials.update()
+                .where(credentials.c.name == name, credentials.c.lease_owner == owner)
+                .values(**values)
+            )
+            if not res.rowcount:
+                raise ConflictError(f"lost the lease on {name!r}; another worker took over", name=name)
+
+    def unfinished_rotations(self) -> list[str]:
+        with self.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(credentials.c.name).where(credentials.c.rotation_step.is_not(None)).order_by(credentials.c.name)
+                ).scalars()
+            )
+
+
+class held_lease(AbstractContextManager["held_lease"]):  # noqa: N801 - used like a function
+    """``with held_lease(store, name, owner, ttl): …`` (raises ConflictError when busy)."""
+
+    def __init__(self, store: LeaseMixin, name: str, owner: str, ttl: float) -> None:
+        self.store, self.name, self.owner, self.ttl = store, name, owner, ttl
+
+    def __enter__(self) -> held_lease:
+        if not self.store.acquire_lease(self.name, self.owner, self.ttl):
+            raise ConflictError(f"{self.name!r} is being worked on by another process", name=self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.release_lease(self.name, self.owner)
+
+

@@ -53,7 +53,7 @@ def exit_code_for(exc: PermatokenError) -> int:
 
 
 def _import_commands() -> None:
-    from . import apps, credentials, keys, maintenance, rotation  # noqa: F401
+    from . import apps, credentials, keys, maintenance, rotation, serve  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,11 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .meta.errors import GraphErrorInfo
+    from .meta.usage import Usage
 
 
 class PermatokenError(Exception):
@@ -109,6 +113,14 @@ class GraphError(PermatokenError):
     """Meta (or the sandbox) answered with an error; ``error`` holds the classification."""
 
     code = "graph_error"
+    error: GraphErrorInfo
+    kind: str
+    graph_code: int | None
+    graph_subcode: int | None
+    http_status: int | None
+    endpoint: str | None
+    ambiguous: bool
+    usage: Usage | None
 
 
 class RotationError(PermatokenError):

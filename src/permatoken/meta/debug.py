@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
-from .._exceptions import GraphError
 from ._body import decode_body
 from .errors import (
     DEATH_ADVICE,
@@ -28,6 +27,7 @@ from .errors import (
     GraphErrorInfo,
     TokenDeath,
     classify_graph_error,
+    graph_error,
 )
 
 __all__ = [
@@ -166,7 +166,7 @@ def parse_debug_token(
                 http_status=status,
                 advice="Check that PERMATOKEN_GRAPH_URL points at Meta or the sandbox",
             )
-        raise GraphError(f"debug_token failed: {info.message}", hint=info.advice, error=info)
+        raise graph_error(info, f"debug_token failed: {info.describe()}", endpoint="debug_token")
 
     granular = _granular(data.get("granular_scopes"))
     waba_ids: list[str] = []
@@ -249,7 +249,7 @@ def _reach(result: DebugTokenResult) -> str:
     if can_message and result.waba_ids:
         return f"can message WABAs {_abbreviated(result.waba_ids)}"
     if can_message:
-        return "can message (Meta lists no WABA ids)"
+        return "can message all WABAs assigned to it"
     if result.waba_ids:
         return f"can manage WABAs {_abbreviated(result.waba_ids)} but lacks {MESSAGING_SCOPE}"
     return f"cannot send WhatsApp messages ({MESSAGING_SCOPE} missing)"

@@ -30,13 +30,17 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from .._exceptions import GraphError
 from .._secret import redact
 from ._body import as_error_object, decode_body
 from .usage import parse_usage
 
-__all__ = ["ErrorKind", "GraphErrorInfo", "TokenDeath", "classify_graph_error"]
+if TYPE_CHECKING:
+    from .usage import Usage
+
+__all__ = ["ErrorKind", "GraphErrorInfo", "TokenDeath", "classify_graph_error", "graph_error"]
 
 
 class ErrorKind(enum.StrEnum):
@@ -417,4 +421,32 @@ def classify_graph_error(
         advice=_advice(kind, death, message_for_match),
         type=error_type if isinstance(error_type, str) else None,
         details=details,
+    )
+
+
+def graph_error(
+    info: GraphErrorInfo,
+    message: str | None = None,
+    *,
+    endpoint: str | None = None,
+    ambiguous: bool = False,
+    usage: Usage | None = None,
+) -> GraphError:
+    """The :class:`GraphError` for ``info``, with the same attributes wherever it is raised.
+
+    Attributes: ``error`` (the :class:`GraphErrorInfo`), ``kind``, ``graph_code``,
+    ``graph_subcode``, ``http_status``, ``endpoint``, ``ambiguous`` (the request may have taken
+    effect), ``usage``. ``code`` stays ``"graph_error"``.
+    """
+    return GraphError(
+        message or info.describe(),
+        hint=info.advice or None,
+        error=info,
+        kind=str(info.kind),
+        graph_code=info.code,
+        graph_subcode=info.subcode,
+        http_status=info.http_status,
+        endpoint=endpoint,
+        ambiguous=ambiguous,
+        usage=usage,
     )

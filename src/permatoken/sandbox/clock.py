@@ -1,4 +1,4 @@
-"""The one clock every sandbox rule reads, so tests can jump to the day before expiry and past it."""
+"""The one clock every sandbox rule reads: tests jump to the day before expiry and past it."""
 
 from __future__ import annotations
 

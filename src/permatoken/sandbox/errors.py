@@ -69,7 +69,7 @@ class GraphAPIError(Exception):
         *,
         subcode: int | None = None,
         status: int = 400,
-        type: str = "OAuthException",  # noqa: A002 - Meta's field name
+        type: str = "OAuthException",
         error_data: dict[str, Any] | None = None,
         is_transient: bool | None = None,
         auth_kind: str | None = None,

@@ -71,6 +71,16 @@ class FaultRegistry:
         self._random = random.Random(seed)
 
     def add(self, **spec: Any) -> Fault:
+        unknown = set(spec) - (set(Fault.__dataclass_fields__) - {"id", "hits"})
+        if unknown:
+            raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
+        for name, kinds in (("endpoint", str), ("message", str), ("body", str)):
+            if spec.get(name) is not None and not isinstance(spec[name], kinds):
+                raise ValueError(f"{name} must be a string")
+        for name in ("code", "subcode"):
+            value = spec.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be an integer")
         kind = spec.get("kind", "error")
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
@@ -91,10 +101,7 @@ class FaultRegistry:
             value = spec.get(name, 0.0)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number")
-        known = {k: v for k, v in spec.items() if k in Fault.__dataclass_fields__}
-        known.pop("hits", None)
-        known["count"] = count
-        fault = Fault(id=next(self._ids), **known)
+        fault = Fault(id=next(self._ids), **{**spec, "count": count})
         self._faults.append(fault)
         return fault
 

@@ -90,7 +90,12 @@ class SystemUser:
     apps: set[str] = field(default_factory=set)
 
     def to_fixture(self) -> dict[str, Any]:
-        return {"id": self.id, "business_id": self.business_id, "name": self.name, "role": self.role}
+        return {
+            "id": self.id,
+            "business_id": self.business_id,
+            "name": self.name,
+            "role": self.role,
+        }
 
 
 @dataclass

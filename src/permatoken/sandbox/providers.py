@@ -97,7 +97,9 @@ class ProviderStore:
         self.grants.append(grant)
         return self._issue(grant, now, lifetime)
 
-    def refresh(self, client_id: str, refresh_token: str, now: float, lifetime: int) -> dict[str, Any]:
+    def refresh(
+        self, client_id: str, refresh_token: str, now: float, lifetime: int
+    ) -> dict[str, Any]:
         """Rotate; raises ``ValueError(reason)`` for an ``invalid_grant`` answer."""
         grant = self._by_refresh.get(refresh_token)
         if grant is None or grant.client_id != client_id:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from permatoken.sandbox.state import SandboxState
 
 LOGIN_PATH = "/v1/users/login"
-OAUTH2_TOKEN_PATH = "/oauth2/token"
+OAUTH2_TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a secret
 
 
 def seed_world(state: SandboxState) -> None:

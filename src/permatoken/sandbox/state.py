@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from permatoken._secret import fingerprint
 from permatoken.sandbox.clock import SandboxClock
@@ -34,6 +34,8 @@ from permatoken.sandbox.models import (
 from permatoken.sandbox.providers import ProviderStore
 from permatoken.sandbox.usage import UsageMeter
 
+_T = TypeVar("_T")
+
 
 class SandboxState:
     def __init__(
@@ -43,6 +45,9 @@ class SandboxState:
         self.clock = clock or SandboxClock()
         self.lock = threading.RLock()
         self.graph_url = "http://sandbox.invalid"
+        self._clear()
+
+    def _clear(self) -> None:
         self.apps: dict[str, App] = {}
         self.businesses: dict[str, Business] = {}
         self.system_users: dict[str, SystemUser] = {}
@@ -59,6 +64,12 @@ class SandboxState:
         self._messages: list[dict[str, Any]] = []
 
     # -- the world ------------------------------------------------------------------------------
+
+    def reset(self, *, seed: bool = True) -> dict[str, Any]:
+        """Forget objects, tokens, logs, faults and counters; reseed unless told not to."""
+        with self.lock:
+            self._clear()
+            return self.seed() if seed else self.fixtures()
 
     def seed(self) -> dict[str, Any]:
         """Create the default world (see ``docs/sandbox.md``) and return the fixtures dict."""
@@ -82,7 +93,9 @@ class SandboxState:
             self.apps[app.id] = app
             return app.to_fixture()
 
-    def create_business(self, name: str, *, requires_expiring_tokens: bool = False) -> dict[str, Any]:
+    def create_business(
+        self, name: str, *, requires_expiring_tokens: bool = False
+    ) -> dict[str, Any]:
         with self.lock:
             business = Business(new_id(), name, requires_expiring_tokens)
             self.businesses[business.id] = business
@@ -114,7 +127,10 @@ class SandboxState:
             return phone.to_fixture()
 
     def create_code(
-        self, *, app_id: str | None = None, business_id: str | None = None,
+        self,
+        *,
+        app_id: str | None = None,
+        business_id: str | None = None,
         redirect_uri: str | None = None,
     ) -> str:
         """An Embedded Signup code for ``GET /oauth/access_token?code=``: single use, 30 s."""
@@ -143,8 +159,14 @@ class SandboxState:
         """Issue a token of ``kind`` (see ``TOKEN_KINDS``); defaults come from the seeded world."""
         with self.lock:
             return self.issue(
-                kind, app_id=app_id, system_user_id=system_user_id, business_id=business_id,
-                scopes=scopes, waba_ids=waba_ids, expires_in=expires_in, expires_at=expires_at,
+                kind,
+                app_id=app_id,
+                system_user_id=system_user_id,
+                business_id=business_id,
+                scopes=scopes,
+                waba_ids=waba_ids,
+                expires_in=expires_in,
+                expires_at=expires_at,
             ).to_fixture()
 
     def issue(
@@ -185,7 +207,9 @@ class SandboxState:
             waba_ids = [w.id for w in self.wabas.values() if w.business_id == business_id]
         lifetime = self._lifetime(kind)
         if expires_at is None:
-            expires_at = 0 if lifetime == 0 and expires_in is None else now + (expires_in or lifetime)
+            expires_at = (
+                0 if lifetime == 0 and expires_in is None else now + (expires_in or lifetime)
+            )
         token = Token(
             value=new_token_value(),
             kind=kind,
@@ -226,20 +250,27 @@ class SandboxState:
     # -- logs and faults ---------------------------------------------------------------------
 
     def record_call(
-        self, endpoint: str, method: str, path: str, status: int,
-        code: int | None, token: str | None,
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        status: int,
+        code: int | None,
+        token: str | None,
     ) -> None:
         with self.lock:
-            self._calls.append({
-                "seq": len(self._calls) + 1,
-                "at": self.clock.now(),
-                "endpoint": endpoint,
-                "method": method,
-                "path": path,
-                "status": status,
-                "error_code": code,
-                "token_fingerprint": fingerprint(token) if token else None,
-            })
+            self._calls.append(
+                {
+                    "seq": len(self._calls) + 1,
+                    "at": self.clock.now(),
+                    "endpoint": endpoint,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "error_code": code,
+                    "token_fingerprint": fingerprint(token) if token else None,
+                }
+            )
 
     def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -312,7 +343,7 @@ class SandboxState:
         return chosen[0].id
 
     @staticmethod
-    def _need(table: dict[str, Any], key: str | None, what: str) -> Any:
+    def _need(table: dict[str, _T], key: str | None, what: str) -> _T:
         if key is None or key not in table:
             raise KeyError(f"unknown {what}")
         return table[key]

@@ -35,9 +35,6 @@ class UsageMeter:
         self._phone_sends: dict[str, deque[float]] = defaultdict(deque)
         self._pairs: dict[tuple[str, str], _Bucket] = {}
 
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
-
     # -- per app (Platform rate limit, code 4) --------------------------------------------------
 
     def record_app_call(self, app_id: str, now: float, config: SandboxConfig) -> None:

@@ -1,0 +1,215 @@
+"""The OpenAPI 3.1 document of the ``/_sandbox/`` control API, written by hand (no YAML needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from permatoken.sandbox.faults import FAULT_KINDS
+from permatoken.sandbox.models import TOKEN_KINDS
+from permatoken.sandbox.routing import ENDPOINTS
+
+
+def _obj(required: list[str] | None = None, **props: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_S, _I, _N, _B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
+_NULL_I = {"type": ["integer", "null"]}
+_LIST = {"type": "array", "items": {"type": "object"}}
+_DATA = _obj(data=_LIST)
+
+TOKEN = _obj(
+    value=_S,
+    type={"enum": ["USER", "SYSTEM_USER", "APP"]},
+    kind={"enum": list(TOKEN_KINDS)},
+    issued_at=_I,
+    expires_at={**_I, "description": "unix seconds; 0 = never"},
+    app_id=_S,
+    user_id=_S,
+    system_user_id={"type": ["string", "null"]},
+    business_id={"type": ["string", "null"]},
+    scopes={"type": "array", "items": _S},
+    waba_ids={"type": "array", "items": _S},
+    revoked=_B,
+)
+CLOCK = _obj(now=_N, frozen=_B, offset_seconds=_N)
+FAULT = _obj(
+    endpoint={"type": "string", "enum": ["*", *ENDPOINTS]},
+    kind={"enum": list(FAULT_KINDS)},
+    count={**_NULL_I, "description": "calls to hit; null = unlimited (with fraction)"},
+    fraction={"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+    code=_NULL_I,
+    subcode=_NULL_I,
+    http_status=_NULL_I,
+    message={"type": ["string", "null"]},
+    body={"type": ["string", "null"], "description": "raw body instead of Meta's envelope"},
+    latency_seconds=_N,
+    timeout_seconds=_N,
+)
+
+# (method, path, summary, request schema or None, response schema)
+OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None, dict[str, Any]]] = [
+    ("get", "/_sandbox/openapi.json", "This document", None, {"type": "object"}),
+    (
+        "get",
+        "/_sandbox/fixtures",
+        "The world as fixtures JSON (docs/sandbox.md)",
+        None,
+        {"type": "object"},
+    ),
+    ("post", "/_sandbox/reset", "Forget everything and reseed", _obj(seed=_B), {"type": "object"}),
+    ("get", "/_sandbox/clock", "Read the sandbox clock", None, CLOCK),
+    (
+        "post",
+        "/_sandbox/clock",
+        "Advance, freeze, unfreeze or offset the clock",
+        _obj(advance_seconds=_N, freeze=_B, freeze_at=_N, unfreeze=_B, offset_seconds=_N),
+        CLOCK,
+    ),
+    ("get", "/_sandbox/config", "Read SandboxConfig", None, {"type": "object"}),
+    (
+        "patch",
+        "/_sandbox/config",
+        "Change SandboxConfig fields",
+        {"type": "object"},
+        {"type": "object"},
+    ),
+    (
+        "post",
+        "/_sandbox/objects/{kind}",
+        "Create an app, business, system user, WABA or phone number",
+        _obj(
+            name=_S,
+            require_app_secret=_B,
+            requires_expiring_tokens=_B,
+            business_id=_S,
+            waba_id=_S,
+            role=_S,
+            display_phone_number=_S,
+        ),
+        {"type": "object"},
+    ),
+    (
+        "post",
+        "/_sandbox/codes",
+        "Create an Embedded Signup code (single use, 30 s)",
+        _obj(app_id=_S, business_id=_S, redirect_uri=_S),
+        _obj(code=_S),
+    ),
+    (
+        "post",
+        "/_sandbox/tokens",
+        "Create a token of any kind",
+        _obj(
+            ["kind"],
+            kind={"enum": list(TOKEN_KINDS)},
+            app_id=_S,
+            system_user_id=_S,
+            business_id=_S,
+            scopes={"type": "array", "items": _S},
+            waba_ids={"type": "array", "items": _S},
+            expires_in=_I,
+            expires_at=_I,
+        ),
+        TOKEN,
+    ),
+    (
+        "post",
+        "/_sandbox/tokens/revoke",
+        "Revoke or invalidate a token with a chosen subcode",
+        _obj(["value"], value=_S, subcode=_I),
+        TOKEN,
+    ),
+    (
+        "post",
+        "/_sandbox/tokens/expire",
+        "Make a token expired as of now",
+        _obj(["value"], value=_S),
+        TOKEN,
+    ),
+    (
+        "post",
+        "/_sandbox/oauth2/grants",
+        "Start a new OAuth2 refresh-token family",
+        _obj(client_id=_S),
+        _obj(access_token=_S, refresh_token=_S, expires_in=_I),
+    ),
+    ("get", "/_sandbox/faults", "List pending faults", None, _DATA),
+    ("post", "/_sandbox/faults", "Inject a fault", FAULT, FAULT),
+    ("delete", "/_sandbox/faults", "Remove all faults", None, _DATA),
+    ("delete", "/_sandbox/faults/{fault_id}", "Remove one fault", None, _obj(success=_B)),
+    (
+        "get",
+        "/_sandbox/calls",
+        "Calls received per endpoint (token fingerprints only)",
+        None,
+        _DATA,
+    ),
+    ("delete", "/_sandbox/calls", "Clear the calls and messages logs", None, _DATA),
+    (
+        "get",
+        "/_sandbox/messages",
+        "Messages accepted by POST /{phone-number-id}/messages",
+        None,
+        _DATA,
+    ),
+    ("delete", "/_sandbox/messages", "Clear the calls and messages logs", None, _DATA),
+]
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    error = {
+        "description": "bad input",
+        "content": {"application/json": {"schema": _obj(error=_obj(message=_S, type=_S, code=_I))}},
+    }
+    for method, path, summary, request, response in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": response}}},
+                "400": error,
+                "404": error,
+            },
+        }
+        if request is not None:
+            operation["requestBody"] = {"content": {"application/json": {"schema": request}}}
+        params = []
+        if "{kind}" in path:
+            params.append(
+                {
+                    "name": "kind",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "enum": ["apps", "businesses", "system_users", "wabas", "phone_numbers"]
+                    },
+                }
+            )
+        if "{fault_id}" in path:
+            params.append({"name": "fault_id", "in": "path", "required": True, "schema": _I})
+        if path == "/_sandbox/calls" and method == "get":
+            params.append(
+                {
+                    "name": "endpoint",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": list(ENDPOINTS)},
+                }
+            )
+        if params:
+            operation["parameters"] = params
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "permatoken sandbox control API",
+            "version": "1",
+            "description": "Controls the local imitation of the Meta Graph API. Imitated "
+            "endpoints: " + ", ".join(ENDPOINTS),
+        },
+        "paths": paths,
+    }

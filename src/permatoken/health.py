@@ -39,6 +39,8 @@ def describe_left(expires_at: datetime | None, now: datetime) -> str:
     if seconds <= 0:
         ago = -seconds
         return f"expired {ago / 86400:.0f} d ago" if ago >= 86400 else f"expired {ago / 3600:.0f} h ago"
+    if seconds < 3600:
+        return f"{max(seconds / 60, 1):.0f} min"
     if seconds < 86400 * 2:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 86400:.0f} d"

@@ -27,7 +27,8 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Key-encryption keys (rotate, status) and broker API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output is read by people too (CI logs, `| less`): don't squeeze tables to 80 columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

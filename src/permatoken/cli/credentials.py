@@ -205,7 +205,7 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
         table.add_row(
             data["name"],
             f"[{style}]{data['health']}[/]",
-            exp or "never",
+            exp[:16].replace("T", " ") if exp else "never",
             left,
             str(data["version"] or "-"),
             data["issuer"],

@@ -320,9 +320,11 @@ def verdict(
     if kind is TokenKind.SYSTEM_USER_60D:
         start, day = _renew_from(result, renew_from)
         if now < start:
+            # Sandbox and demo tokens may live minutes: "day 0" would say nothing.
+            when = f"from day {day}" if day >= 1 else f"in {_left(start - now)}"
             summary = (
                 f"60-day system-user token, expires in {left}; "
-                f"permatoken will renew it from day {day} (policy)"
+                f"permatoken will renew it {when} (policy)"
             )
             return Verdict(summary, kind, "ok", reach=reach, renew_from=start, notes=(BISU_NOTE,))
         summary = f"60-day system-user token, expires in {left}; renewal is due since day {day}"

@@ -92,29 +92,51 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# Known secrets are kept in a set and found by scanning for token-like runs of characters,
+# so redaction costs O(length of the text) whatever the number of secrets (a broker may hold
+# 100,000 tokens; one regex alternation of all of them would be rebuilt on every new value).
 _known: set[str] = set()
 _known_lock = threading.Lock()
-_known_pattern: re.Pattern[str] | None = None
+_MAX_KNOWN = 500_000
+_CANDIDATE = re.compile(r"[A-Za-z0-9_\-.~+/]{8,}={0,2}")
+#: Secrets with characters outside the candidate set (passwords, mostly); replaced directly.
+_odd: list[str] = []
 
 
 def register_secret(value: str | Secret) -> None:
     """Remember a secret so log redaction can remove it wherever it appears."""
-    global _known_pattern
     raw = value.reveal() if isinstance(value, Secret) else value
-    if len(raw) < 8:
+    if len(raw) < 8 or raw in _known:
         return
     with _known_lock:
-        if raw in _known:
-            return
+        if len(_known) >= _MAX_KNOWN:
+            _known.clear()  # bounded memory; shape-based redaction still applies
+            _odd.clear()
         _known.add(raw)
-        _known_pattern = re.compile("|".join(re.escape(v) for v in sorted(_known, key=len, reverse=True)))
+        if not _CANDIDATE.fullmatch(raw):
+            _odd.append(raw)
+
+
+def _mask_known(text: str) -> str:
+    if not _known:
+        return text
+
+    def sub(m: re.Match[str]) -> str:
+        run = m.group(0)
+        if run in _known or run.rstrip("=") in _known:
+            return _MASK
+        return run
+
+    text = _CANDIDATE.sub(sub, text)
+    for odd in list(_odd):
+        if odd in text:
+            text = text.replace(odd, _MASK)
+    return text
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every known secret and secret-shaped substring masked."""
-    pattern = _known_pattern
-    if pattern is not None:
-        text = pattern.sub(_MASK, text)
+    text = _mask_known(text)
     text = RedactingFilter._AUTH.sub(lambda m: m.group(1) + (m.group(2) or "") + " " + _MASK, text)
     text = RedactingFilter._QUERY.sub(lambda m: m.group(1) + _MASK, text)
     return RedactingFilter._SHAPES.sub(_MASK, text)

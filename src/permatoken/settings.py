@@ -72,6 +72,38 @@ class Settings(BaseSettings):
     #: "system", or "sandbox" to follow the sandbox's controllable clock at PERMATOKEN_GRAPH_URL
     #: (for demos and time-travel tests; never use it against Meta).
     clock: Literal["system", "sandbox"] = "system"
+    #: Serve /metrics without an API key (for a Prometheus on a trusted network).
+    metrics_public: bool = False
+
+    # -- scheduler and notifications (docs/scheduler.md, docs/notifications.md) -------------
+    #: Global policy layer (same keys as ``permatoken policy set``), below tenant and credential.
+    policy: dict[str, Any] = Field(default_factory=dict)
+    #: Apprise URLs every notice goes to (``mailto://…``, ``json://…``, ``slack://…``…).
+    notify_urls: list[str] = Field(default_factory=list)
+    #: Apprise URLs per tenant (the first segment of a credential name), added to the global ones.
+    tenant_notify_urls: dict[str, list[str]] = Field(default_factory=dict)
+    #: Which notice events are sent ("renewed" is off by default).
+    notify_events: list[str] = Field(
+        default_factory=lambda: [
+            "reminder", "renewal_failed", "needs_human", "token_invalid", "recovered"
+        ]
+    )
+    #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
+    scheduler_interval: float = 5.0
+    #: Credentials claimed per tick, and how long a claim (lease) lasts before another replica
+    #: may take it over (a replica that died holds its claims this long).
+    scheduler_batch: int = 100
+    scheduler_lease_ttl: float = 120.0
+    #: Graph calls per hour the scheduler may spend per app, and per app and WABA (reference
+    #: section 6: 200/h per WABA, 5000/h for a WABA with a registered number), shared by every
+    #: replica through the database; ``budget_share`` keeps a margin for the applications.
+    budget_app_per_hour: int = 5000
+    budget_waba_per_hour: int = 200
+    budget_waba_overrides: dict[str, int] = Field(default_factory=dict)
+    budget_share: float = 0.9
+    #: Seconds a rotation lease lives without renewal: how long a crashed worker's half-done
+    #: rotation waits before another process resumes it (PERMATOKEN_LEASE_TTL).
+    lease_ttl: float = Field(default=120.0, gt=0)
 
     @field_validator("key", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from typing import Annotated, Any
 
@@ -18,17 +19,31 @@ log = logging.getLogger("permatoken.serve")
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface for the HTTP API.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for the HTTP API.")] = 8700,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port for the HTTP API (0 picks a free one).")
+    ] = 8700,
     api: Annotated[bool, typer.Option("--api/--no-api", help="Serve the HTTP API.")] = True,
-    scheduler: Annotated[bool, typer.Option("--scheduler/--no-scheduler", help="Run the scheduler.")] = True,
-    owner: Annotated[str | None, typer.Option(help="Replica name used in leases (default host:pid).")] = None,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Run the scheduler.")
+    ] = True,
+    owner: Annotated[
+        str | None, typer.Option(help="Replica name used in leases (default host:pid).")
+    ] = None,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public", help="Serve /metrics without an API key.")
+    ] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (paths only, never headers).")
+    ] = False,
 ) -> None:
-    """Keep every credential alive: scheduler + HTTP API + dashboard. Stops cleanly on SIGTERM/SIGINT."""
+    """Keep every credential alive: scheduler + HTTP API. Stops cleanly on SIGTERM/SIGINT."""
     from ..service import build_engine
 
     st = state(ctx)
     settings = st.settings
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from .._secret import install_log_redaction
 
     install_log_redaction()
@@ -44,13 +59,16 @@ def serve(
     try:
         engine.resume_all()
         if api:
-            import uvicorn
-
-            from ..server import create_app
-
-            asgi = create_app(settings, store, engine, scheduler=sched)
-            console.print(f"permatoken serving on http://{host}:{port} (scheduler {'on' if sched else 'off'})")
-            uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+            _serve_api(
+                settings,
+                store,
+                engine,
+                sched,
+                host,
+                port,
+                metrics_public=metrics_public,
+                access_log=access_log,
+            )
         elif sched is not None:
             stop = threading.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,3 +80,57 @@ def serve(
     finally:
         engine.close()
         store.close()
+
+
+def _serve_api(
+    settings: Any,
+    store: Any,
+    engine: Any,
+    sched: Any,
+    host: str,
+    port: int,
+    *,
+    metrics_public: bool,
+    access_log: bool,
+) -> None:
+    import uvicorn
+
+    from ..server import BrokerConfig, create_app
+
+    asgi = create_app(
+        settings, store, engine, scheduler=sched, config=BrokerConfig(metrics_public=metrics_public or settings.metrics_public)
+    )
+    broker = asgi.state.broker
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        asgi,
+        log_level="warning",
+        lifespan="on",
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    original = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        # Long-polls and streams would hold the shutdown open: release them first.
+        loop = broker.hub.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(broker.begin_shutdown)
+        original(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    where = f"[{host}]" if ":" in host else host
+    console.print(
+        f"permatoken serving on http://{where}:{bound} (scheduler {'on' if sched else 'off'})"
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

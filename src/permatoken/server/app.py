@@ -1,0 +1,452 @@
+"""The ASGI app: routes, lifespan (scheduler, audit flusher, change feeds), health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..rotation import RenewalEngine
+from ..settings import Settings
+from ..store import Store
+from . import routes_manage as m
+from . import routes_tokens as t
+from . import schemas as s
+from .access import Action
+from .broker import Broker, BrokerConfig
+from .changes import EventsPoller, PostgresListener
+from .errors import HANDLERS
+from .openapi import LIMIT, NAME, Op, Param, build_document
+from .routes_tokens import only_params
+
+log = logging.getLogger("permatoken.server")
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "checks": {}})
+
+
+async def readyz(request: Request) -> Response:
+    b: Broker = request.app.state.broker
+
+    def database() -> bool:
+        try:
+            with b.store.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    checks = {
+        "database": await run_in_threadpool(database),
+        "key": bool(b.store.keyring.active_id),
+        "scheduler": b.scheduler_alive(),
+    }
+    if b.listener is not None:
+        checks["notifications"] = bool(b.listener.connected)
+    ok = all(checks.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+async def metrics(request: Request) -> Response:
+    b: Broker = request.app.state.broker
+    if not b.config.metrics_public:
+        await b.authenticate(request, Action.METRICS)
+    only_params(request)
+    b.metrics.audit_backlog.set(len(b.recorder))
+    return Response(await run_in_threadpool(b.metrics.render), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+def operations() -> list[Op]:
+    int_q = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+    view, manage = "reader, operator, admin", "operator, admin"
+    return [
+        # The hot path first: Starlette tries routes in order.
+        Op(
+            "get",
+            "/v1/tokens/{name}",
+            "/v1/tokens/{name:path}",
+            t.get_token,
+            "Current token of a credential (app with a matching grant, admin). "
+            "Long-poll with after_version + wait.",
+            s.TokenOut,
+            params=(
+                NAME,
+                Param("after_version", "query", int_q, "Answer only once the version is greater."),
+                Param(
+                    "wait",
+                    "query",
+                    {"type": "number", "minimum": 0, "maximum": 60},
+                    "Seconds to wait (≤ 60).",
+                ),
+                Param(
+                    "If-None-Match",
+                    "header",
+                    {"type": "string"},
+                    'e.g. "v3": 304 if still current.',
+                ),
+            ),
+            extra_responses={"304": "Not modified: the version is still the one given."},
+        ),
+        Op(
+            "get",
+            "/v1/stream",
+            "/v1/stream",
+            t.stream,
+            "Server-Sent Events: `event: rotation` for every promotion the key may read.",
+            None,
+            params=(
+                Param(
+                    "names",
+                    "query",
+                    {"type": "string", "minLength": 1},
+                    "Comma-separated names to follow.",
+                ),
+            ),
+            media="text/event-stream",
+        ),
+        Op(
+            "post",
+            "/v1/reports",
+            "/v1/reports",
+            t.report,
+            "Report that a token version failed (e.g. Graph error 190).",
+            s.ReportOut,
+            body=s.ReportIn,
+        ),
+        Op(
+            "get",
+            "/v1/credentials",
+            "/v1/credentials",
+            m.list_credentials,
+            f"List credential status ({view}).",
+            s.CredentialListOut,
+            params=(
+                Param("tenant", "query", {"type": "string", "minLength": 1, "maxLength": 64}),
+                Param(
+                    "health",
+                    "query",
+                    {
+                        "type": "string",
+                        "enum": [
+                            "ok",
+                            "expiring",
+                            "renewing",
+                            "failing",
+                            "needs_human",
+                            "expired",
+                            "invalid",
+                        ],
+                    },
+                ),
+                LIMIT,
+                Param("offset", "query", int_q),
+            ),
+        ),
+        Op(
+            "post",
+            "/v1/credentials",
+            "/v1/credentials",
+            m.create_credential,
+            f"Add a credential ({manage}).",
+            s.CredentialCreatedOut,
+            status=201,
+            body=s.CredentialIn,
+        ),
+        Op(
+            "post",
+            "/v1/credentials/{name}/rotate",
+            "/v1/credentials/{name:path}/rotate",
+            m.rotate_credential,
+            f"Rotate now ({manage}).",
+            s.OutcomeOut,
+            body=s.RotateIn,
+            body_required=False,
+            params=(NAME,),
+        ),
+        Op(
+            "post",
+            "/v1/credentials/{name}/revoke",
+            "/v1/credentials/{name:path}/revoke",
+            m.revoke_credential,
+            f"Revoke a version upstream and locally ({manage}).",
+            s.VersionOut,
+            body=s.RevokeIn,
+            body_required=False,
+            params=(NAME,),
+        ),
+        Op(
+            "post",
+            "/v1/credentials/{name}/inspect",
+            "/v1/credentials/{name:path}/inspect",
+            m.inspect_credential,
+            f"Ask Meta about a version ({manage}).",
+            s.InspectionOut,
+            body=s.InspectIn,
+            body_required=False,
+            params=(NAME,),
+        ),
+        Op(
+            "get",
+            "/v1/credentials/{name}",
+            "/v1/credentials/{name:path}",
+            m.get_credential,
+            f"One credential with its versions ({view}).",
+            s.CredentialDetailOut,
+            params=(NAME,),
+        ),
+        Op(
+            "patch",
+            "/v1/credentials/{name}",
+            "/v1/credentials/{name:path}",
+            m.patch_credential,
+            f"Change settings ({manage}).",
+            s.CredentialStatusOut,
+            body=s.CredentialPatch,
+            params=(NAME,),
+        ),
+        Op(
+            "delete",
+            "/v1/credentials/{name}",
+            "/v1/credentials/{name:path}",
+            m.delete_credential,
+            f"Remove a credential ({manage}).",
+            None,
+            status=204,
+            params=(NAME,),
+        ),
+        Op(
+            "get",
+            "/v1/apps",
+            "/v1/apps",
+            m.list_apps,
+            f"Registered Meta apps ({view}).",
+            s.AppListOut,
+        ),
+        Op(
+            "post",
+            "/v1/apps",
+            "/v1/apps",
+            m.put_app,
+            f"Register or update a Meta app ({manage}).",
+            s.AppOut,
+            body=s.AppIn,
+        ),
+        Op(
+            "get",
+            "/v1/events",
+            "/v1/events",
+            m.list_events,
+            f"Credential events, newest first ({view}).",
+            s.EventListOut,
+            params=(
+                Param("name", "query", {"type": "string", "minLength": 1, "maxLength": 200}),
+                LIMIT,
+            ),
+        ),
+        Op(
+            "get",
+            "/v1/audit",
+            "/v1/audit",
+            m.list_audit,
+            f"Audit records, newest first ({view}).",
+            s.AuditListOut,
+            params=(
+                LIMIT,
+                Param("before", "query", {"type": "integer", "minimum": 1}),
+                Param("action", "query", {"type": "string", "minLength": 1, "maxLength": 60}),
+                Param("target", "query", {"type": "string", "minLength": 1, "maxLength": 200}),
+            ),
+        ),
+        Op("get", "/v1/keys", "/v1/keys", m.list_keys, "API keys (admin).", s.KeyListOut),
+        Op(
+            "post",
+            "/v1/keys",
+            "/v1/keys",
+            m.create_key,
+            "Create an API key; the key is in the answer, once (admin).",
+            s.KeyCreatedOut,
+            status=201,
+            body=s.KeyIn,
+        ),
+        Op(
+            "delete",
+            "/v1/keys/{key_id}",
+            "/v1/keys/{key_id}",
+            m.revoke_key,
+            "Revoke an API key (admin).",
+            s.KeyOut,
+            params=(
+                Param(
+                    "key_id",
+                    "path",
+                    {"type": "string", "minLength": 1, "maxLength": 24},
+                    required=True,
+                ),
+            ),
+        ),
+        Op(
+            "get",
+            "/metrics",
+            "/metrics",
+            metrics,
+            "Prometheus metrics (reader, operator, admin unless public).",
+            None,
+            media="text/plain",
+        ),
+        Op(
+            "get",
+            "/healthz",
+            "/healthz",
+            healthz,
+            "The process is alive.",
+            s.HealthOut,
+            public=True,
+        ),
+        Op(
+            "get",
+            "/readyz",
+            "/readyz",
+            readyz,
+            "Database reachable, key loaded, scheduler alive.",
+            s.HealthOut,
+            public=True,
+            extra_responses={"503": "Not ready."},
+        ),
+    ]
+
+
+_TOKENS = "/v1/tokens/"
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+class BrokerApp(Starlette):
+    """Starlette plus a fast path for the hottest request: a cached token for a cached key.
+
+    ``GET /v1/tokens/{name}`` without query or ``If-None-Match``, whose key and token are both
+    in memory, is answered here without the router; everything else (misses, errors, long-polls)
+    takes the ordinary route, which gives the same answer.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            path: str = scope["path"]
+            if path.startswith(_TOKENS):
+                entry = self._cached_read(scope, path[len(_TOKENS) :])
+                if entry is not None:
+                    headers = [
+                        *_JSON_HEADERS,
+                        (b"etag", entry.etag.encode()),
+                        (b"content-length", str(len(entry.body)).encode()),
+                    ]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": entry.body})
+                    return
+        await super().__call__(scope, receive, send)
+
+    def _cached_read(self, scope: Any, name: str) -> Any:
+        b: Broker = self.state.broker
+        auth = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value
+            elif key == b"if-none-match":
+                return None
+        if auth is None:
+            return None
+        p = b.auth.cached(auth)
+        if p is None or not p.may(Action.READ_TOKEN, name):
+            return None
+        entry = b.cache.peek(name)
+        if entry is None or len(b.recorder) >= b.recorder.max_backlog:
+            return None
+        client = scope.get("client")
+        b.recorder.add_read(p.actor, name, client[0] if client else "unknown", entry.version)
+        b.metrics.reads_ok.inc()
+        return entry
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    engine: RenewalEngine,
+    *,
+    scheduler: Any = None,
+    config: BrokerConfig | None = None,
+) -> BrokerApp:
+    """The broker's ASGI app. Nothing starts until the lifespan does."""
+    broker = Broker(settings, store, engine, scheduler=scheduler, config=config)
+    ops = operations()
+    routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
+    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await start(broker)
+        try:
+            yield
+        finally:
+            await stop(broker)
+
+    app = BrokerApp(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.broker = broker
+    app.state.openapi = build_document(ops)
+    return app
+
+
+async def start(b: Broker) -> None:
+    loop = asyncio.get_running_loop()
+    b.closing = False
+    b.hub.bind(loop)
+    b.engine.on_promote.append(b.hub.publish_threadsafe)
+    b.engine.on_event.append(b.metrics.on_engine_event)
+    tasks = [asyncio.create_task(b.recorder.run(), name="permatoken-audit")]
+    poller = EventsPoller(b.store, b.hub, interval=b.config.events_poll_interval)
+    tasks.append(asyncio.create_task(poller.run(), name="permatoken-events"))
+    if b.store.dialect == "postgresql":
+        b.listener = PostgresListener(b.store.url, b.hub)
+        tasks.append(asyncio.create_task(b.listener.run(), name="permatoken-listen"))
+    b.tasks = tasks
+    if b.scheduler is not None:
+        b.scheduler.start()
+
+
+async def stop(b: Broker) -> None:
+    b.closing = True
+    b.hub.close()
+    if b.scheduler is not None:
+        await run_in_threadpool(lambda: b.scheduler.stop(timeout=30))
+    for task in b.tasks:
+        task.cancel()
+    for task in b.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    with contextlib.suppress(ValueError):
+        b.engine.on_promote.remove(b.hub.publish_threadsafe)
+    with contextlib.suppress(ValueError):
+        b.engine.on_event.remove(b.metrics.on_engine_event)
+    try:
+        await b.recorder.flush()
+    except Exception as exc:
+        log.error(
+            "could not write %d audit records at shutdown: %s", len(b.recorder), type(exc).__name__
+        )
+
+
+__all__ = ["Broker", "BrokerConfig", "create_app", "operations"]

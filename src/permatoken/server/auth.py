@@ -1,0 +1,179 @@
+"""Authenticating requests: bearer API keys, a short-lived key cache, failed-auth slowdown.
+
+Key lookups are cached for ``ttl`` seconds (default 5) per replica, so a revoked or expired key
+stops working on every replica within that time (at once on the replica that revoked it).
+Unknown keys are never cached, so a new key works immediately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from .access import ApiKey, Principal, hash_key, looks_like_key, same_hash
+from .errors import ApiError
+from .keystore import KeyStore
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class FailureLimiter:
+    """A token bucket per client address, spent only by failed authentications.
+
+    ``burst`` failures pass; after that one more every ``1/refill`` seconds; beyond, 429.
+    """
+
+    def __init__(
+        self,
+        burst: int = 10,
+        refill: float = 0.2,
+        *,
+        max_clients: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.burst = burst
+        self.refill = refill
+        self.max_clients = max_clients
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _bucket(self, client: str) -> _Bucket:
+        now = self.clock()
+        b = self._buckets.get(client)
+        if b is None:
+            b = _Bucket(float(self.burst), now)
+            self._buckets[client] = b
+            if len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        else:
+            b.tokens = min(float(self.burst), b.tokens + (now - b.at) * self.refill)
+            b.at = now
+            self._buckets.move_to_end(client)
+        return b
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds to wait if ``client`` is slowed down right now, else None."""
+        if client not in self._buckets:
+            return None
+        b = self._bucket(client)
+        if b.tokens >= 1:
+            return None
+        return (1 - b.tokens) / self.refill if self.refill > 0 else 3600.0
+
+    def failed(self, client: str) -> None:
+        b = self._bucket(client)
+        b.tokens = max(0.0, b.tokens - 1)
+
+
+class Authenticator:
+    def __init__(
+        self, keys: KeyStore, *, ttl: float = 5.0, limiter: FailureLimiter | None = None
+    ) -> None:
+        self.keys = keys
+        self.ttl = ttl
+        self.limiter = limiter or FailureLimiter()
+        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        self._principals: dict[str, Principal] = {}
+        #: Called with (client, reason, key id or None) for every refused key (audit, metrics).
+        self.on_failure: list[Callable[[str, str, str | None], None]] = []
+
+    def forget(self, key_id: str | None = None) -> None:
+        """Drop cached keys (all, or one by id) so a revocation applies at once here."""
+        if key_id is None:
+            self._cache.clear()
+            return
+        for h, (k, _) in list(self._cache.items()):
+            if k.id == key_id:
+                self._cache.pop(h, None)
+
+    def cached(self, authorization: bytes) -> Principal | None:
+        """The caller from the cache alone (no I/O), or None: then take the full path."""
+        if not authorization.startswith(b"Bearer "):
+            return None
+        digest = hashlib.sha256(authorization[7:].strip()).hexdigest()
+        hit = self._cache.get(digest)
+        if hit is None or time.monotonic() - hit[1] >= self.ttl:
+            return None
+        key = hit[0]
+        if key.revoked_at is not None or (
+            key.expires_at is not None and key.expires_at.timestamp() <= time.time()
+        ):
+            return None
+        return self._principals.get(digest)
+
+    async def authenticate(self, authorization: str | None, client: str) -> Principal:
+        if not authorization:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing API key: send an Authorization header with `Bearer pt_…`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scheme, _, value = authorization.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not looks_like_key(value):
+            return self._refuse(client, "malformed", None)
+        digest = hash_key(value)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.ttl:
+            key = hit[0]
+        else:
+            wait = self.limiter.retry_after(client)
+            if wait is not None:
+                raise _throttled(wait)
+            found = await run_in_threadpool(self.keys.lookup, digest)
+            if found is None or not same_hash(found.key_hash, digest):
+                self._cache.pop(digest, None)
+                return self._refuse(client, "unknown", None)
+            key = found
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[digest] = (key, now)
+        if not key.usable_at(datetime.now(UTC)):
+            return self._refuse(client, "revoked" if key.revoked_at else "expired", key.id)
+        principal = self._principals.get(digest)
+        if principal is None or principal.key_id != key.id:
+            principal = Principal(key.id, key.role, key.grants)
+            if len(self._principals) > 100_000:
+                self._principals.clear()
+            self._principals[digest] = principal
+        return principal
+
+    def _refuse(self, client: str, reason: str, key_id: str | None) -> Principal:
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            raise _throttled(wait)
+        self.limiter.failed(client)
+        for listener in self.on_failure:
+            listener(client, reason, key_id)
+        text = {
+            "malformed": "the Authorization header must be `Bearer pt_…` with a permatoken API key",
+            "unknown": "unknown API key",
+            "revoked": "this API key was revoked",
+            "expired": "this API key has expired",
+        }[reason]
+        raise ApiError(401, "unauthorized", text, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _throttled(wait: float) -> ApiError:
+    seconds = max(1, int(wait + 0.999))
+    return ApiError(
+        429,
+        "too_many_failures",
+        f"too many failed authentications from this address; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+__all__ = ["Authenticator", "FailureLimiter"]

@@ -1,0 +1,198 @@
+"""The broker's long-lived parts, shared by every request of one app instance."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from ..rotation import RenewalEngine, RotationOutcome
+from ..settings import Settings
+from ..store import Store
+from .access import Action, Principal
+from .audit import AuditLog, AuditRecord
+from .auth import Authenticator, FailureLimiter
+from .cache import TokenCache
+from .changes import ChangeHub
+from .errors import ApiError
+from .keystore import KeyStore
+from .metrics import BrokerMetrics
+from .recorder import AuditRecorder
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Tunables of the HTTP API (``permatoken serve`` options; defaults are production values)."""
+
+    #: Serve /metrics without an API key (default: any admin, operator or reader key).
+    metrics_public: bool = False
+    key_cache_ttl: float = 5.0
+    token_cache_ttl: float = 30.0
+    max_body: int = 64 * 1024
+    max_wait: float = 60.0
+    keepalive: float = 15.0
+    auth_burst: int = 10
+    auth_refill: float = 0.2
+    audit_interval: float = 0.5
+    audit_batch: int = 500
+    audit_max_backlog: int = 100_000
+    events_poll_interval: float = 1.0
+    metrics_per_credential_limit: int = 10_000
+
+
+class Broker:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        engine: RenewalEngine,
+        *,
+        scheduler: Any = None,
+        config: BrokerConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine
+        self.scheduler = scheduler
+        self.config = config or BrokerConfig()
+        c = self.config
+        self.keys = KeyStore(store)
+        self.audit = AuditLog(store)
+        self.recorder = AuditRecorder(
+            self.audit,
+            interval=c.audit_interval,
+            batch=c.audit_batch,
+            max_backlog=c.audit_max_backlog,
+        )
+        self.auth = Authenticator(
+            self.keys, ttl=c.key_cache_ttl, limiter=FailureLimiter(c.auth_burst, c.auth_refill)
+        )
+        self.cache = TokenCache(store, ttl=c.token_cache_ttl)
+        self.hub = ChangeHub(self.cache)
+        self.metrics = BrokerMetrics(
+            store,
+            per_credential_limit=c.metrics_per_credential_limit,
+            scheduler_lag=self._scheduler_lag,
+        )
+        self.reports: dict[tuple[str, int], asyncio.Future[RotationOutcome]] = {}
+        self.listener: Any = None
+        self.tasks: list[asyncio.Task[None]] = []
+        #: Set when the server starts shutting down: waiters return, streams end.
+        self.closing = False
+        self.auth.on_failure.append(self._auth_failed)
+        self.hub.listeners.append(lambda name, version: self.metrics.promotions_seen.inc())
+
+    # --- requests ---------------------------------------------------------------------------
+    @staticmethod
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    async def authenticate(self, request: Request, action: Action) -> Principal:
+        """The caller, if its key is valid and its role may do ``action`` at all."""
+        p = await self.auth.authenticate(request.headers.get("authorization"), self.client(request))
+        if not p.may(action):
+            self.deny(request, p, action, None)
+        return p
+
+    def check(self, request: Request, p: Principal, action: Action, name: str) -> None:
+        """403 unless ``name`` is within the caller's grants (checked before existence: no leak)."""
+        if not p.may(action, name):
+            self.deny(request, p, action, name)
+
+    def deny(self, request: Request, p: Principal, action: Action, name: str | None) -> None:
+        self.recorder.add(
+            AuditRecord(
+                p.actor,
+                f"denied.{action.value}",
+                "forbidden",
+                target=name,
+                source=self.client(request),
+                detail={"method": request.method, "route": _route(request)},
+            )
+        )
+        what = f" for {name!r}" if name else ""
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this API key ({p.role.value}) may not {action.value.replace('_', ' ')}{what}",
+        )
+
+    def _auth_failed(self, client: str, reason: str, key_id: str | None) -> None:
+        self.metrics.auth_failures.labels(reason).inc()
+        self.recorder.add(
+            AuditRecord(
+                f"key:{key_id}" if key_id else "anonymous", "auth.failed", reason, source=client
+            )
+        )
+
+    async def body(self, request: Request, model: type[M], *, optional: bool = False) -> M:
+        """Read and validate a JSON body: 413 past ``max_body``, 400 bad JSON, 422 the rest."""
+        limit = self.config.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, "payload_too_large", f"request bodies are limited to {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    413, "payload_too_large", f"request bodies are limited to {limit} bytes"
+                )
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip() and optional:
+            raw = b"{}"
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+
+    # --- lifecycle helpers -------------------------------------------------------------------
+    def begin_shutdown(self) -> None:
+        """The server is stopping: answer long-polls now and end streams (call in the loop)."""
+        self.closing = True
+        self.hub.close()
+
+    def _scheduler_lag(self) -> float | None:
+        sched = self.scheduler
+        lag = getattr(sched, "lag_seconds", None)
+        if lag is None:  # permatoken.scheduler.Scheduler keeps it on its last tick's report
+            lag = getattr(getattr(sched, "last_report", None), "lag_seconds", None)
+        value = lag() if callable(lag) else lag
+        return float(value) if isinstance(value, int | float) else None
+
+    def scheduler_alive(self) -> bool:
+        if self.scheduler is None:
+            return True
+        for attr in ("is_alive", "alive", "running"):
+            value = getattr(self.scheduler, attr, None)
+            if value is not None:
+                return bool(value() if callable(value) else value)
+        return True
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))[:120]
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return ApiError(400, "invalid_json", "the request body is not valid JSON")
+    parts = []
+    for e in errors[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "body"
+        msg = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return ApiError(422, "validation_error", "invalid request body: " + "; ".join(parts) + more)
+
+
+__all__ = ["Broker", "BrokerConfig"]

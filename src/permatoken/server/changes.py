@@ -1,0 +1,238 @@
+"""Change notifications: who is waiting for which credential, and how rotations reach them.
+
+Three sources feed :meth:`ChangeHub.publish`:
+
+- ``engine.on_promote`` for rotations done by this process (called from a worker thread);
+- PostgreSQL ``LISTEN permatoken_versions`` on a dedicated async connection, for every replica;
+- a poll of the ``events`` table (every second by default), which also catches rotations by
+  other processes on SQLite, revocations and removals, and anything missed while the LISTEN
+  connection was down.
+
+A version is announced once per replica even when several sources report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from starlette.concurrency import run_in_threadpool
+
+from ..store import Store
+from ..store.repository import NOTIFY_CHANNEL
+from ..store.schema import events
+from .cache import TokenCache
+
+log = logging.getLogger("permatoken.server.changes")
+
+_WATCHED_KINDS = ("version.promoted", "version.revoked", "version.retired", "credential.removed")
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One SSE stream: receives (name, version) for the names its filter accepts."""
+
+    accepts: Callable[[str], bool]
+    queue: asyncio.Queue[tuple[str, int] | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=10_000)
+    )
+
+
+class ChangeHub:
+    def __init__(self, cache: TokenCache) -> None:
+        self.cache = cache
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._subscribers: set[Subscriber] = set()
+        self._seen: dict[str, int] = {}
+        #: Called with (name, version) for every announced promotion (metrics).
+        self.listeners: list[Callable[[str, int], None]] = []
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    # --- sources --------------------------------------------------------------------------
+    def publish_threadsafe(self, name: str, version: int) -> None:
+        """For ``engine.on_promote`` (a worker thread)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.publish, name, version)
+
+    def publish(self, name: str, version: int) -> None:
+        if version <= self._seen.get(name, 0):
+            return
+        self._seen[name] = version
+        self.cache.invalidate(name)
+        self._wake(name)
+        for sub in list(self._subscribers):
+            if sub.accepts(name):
+                if sub.queue.full():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        sub.queue.get_nowait()
+                sub.queue.put_nowait((name, version))
+        for listener in self.listeners:
+            listener(name, version)
+
+    def changed(self, name: str, *, removed: bool = False) -> None:
+        """Something other than a promotion changed ``name`` (revoked, removed)."""
+        self.cache.invalidate(name)
+        if removed:
+            self._seen.pop(name, None)
+        self._wake(name)
+
+    def resync(self) -> None:
+        """Notifications may have been missed: drop every cached token, wake every waiter."""
+        self.cache.clear()
+        for name in list(self._waiters):
+            self._wake(name)
+
+    def close(self) -> None:
+        """Shutting down: wake waiters, end streams."""
+        for name in list(self._waiters):
+            self._wake(name)
+        for sub in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+
+    # --- sinks ------------------------------------------------------------------------------
+    def watch(self, name: str) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(name, set()).add(fut)
+        return fut
+
+    def unwatch(self, name: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(name)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                self._waiters.pop(name, None)
+
+    def subscribe(self, accepts: Callable[[str], bool]) -> Subscriber:
+        sub = Subscriber(accepts)
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(w) for w in self._waiters.values())
+
+    def _wake(self, name: str) -> None:
+        for fut in self._waiters.pop(name, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+
+class PostgresListener:
+    """``LISTEN permatoken_versions`` on a dedicated psycopg async connection, reconnecting."""
+
+    def __init__(self, url: str, hub: ChangeHub) -> None:
+        self.url = url
+        self.hub = hub
+        self.connected = False
+
+    def _conninfo(self) -> str:
+        parsed = sa.make_url(self.url).set(drivername="postgresql")
+        return parsed.render_as_string(hide_password=False)
+
+    async def run(self) -> None:
+        try:
+            import psycopg
+        except ImportError:  # pragma: no cover - the postgres extra is missing
+            log.error("PostgreSQL LISTEN disabled: pip install 'permatoken[postgres]'")
+            return
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo(), autocommit=True, application_name="permatoken-listen"
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.connected = True
+                    delay = 0.5
+                    self.hub.resync()
+                    async for note in conn.notifies():
+                        self._deliver(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "PostgreSQL LISTEN connection lost (%s); reconnecting in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            finally:
+                self.connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _deliver(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            name, version = str(data["name"]), int(data["version"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed notification on %s", NOTIFY_CHANNEL)
+            return
+        self.hub.publish(name, version)
+
+
+class EventsPoller:
+    """Reads new rows of the ``events`` table and announces what they change."""
+
+    def __init__(self, store: Store, hub: ChangeHub, *, interval: float = 1.0) -> None:
+        self.store = store
+        self.hub = hub
+        self.interval = interval
+        self.last_id: int | None = None
+
+    def _fetch(self) -> list[tuple[int, str | None, str, object]]:
+        with self.store.read() as conn:
+            top = conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
+            if self.last_id is None:
+                self.last_id = top
+                return []
+            rows = conn.execute(
+                sa.select(events.c.id, events.c.credential_name, events.c.kind, events.c.detail)
+                .where(
+                    events.c.id > self.last_id,
+                    events.c.id <= top,
+                    events.c.kind.in_(_WATCHED_KINDS),
+                )
+                .order_by(events.c.id)
+            ).all()
+        self.last_id = max(self.last_id, top)
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def apply(self, rows: list[tuple[int, str | None, str, object]]) -> None:
+        for _id, name, kind, detail in rows:
+            if not name:
+                continue
+            if (
+                kind == "version.promoted"
+                and isinstance(detail, dict)
+                and isinstance(detail.get("version"), int)
+            ):
+                self.hub.publish(name, detail["version"])
+            else:
+                self.hub.changed(name, removed=kind == "credential.removed")
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.apply(await run_in_threadpool(self._fetch))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("events poll failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.interval)
+
+
+__all__ = ["ChangeHub", "EventsPoller", "PostgresListener", "Subscriber"]

@@ -1,0 +1,278 @@
+"""What applications call at run time: read a token, wait, stream rotations, report a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .._exceptions import NotFoundError
+from ..models import validate_name
+from ..rotation import RotationOutcome
+from ..timeutil import isoformat
+from .access import Action
+from .audit import AuditRecord
+from .broker import Broker
+from .cache import CachedToken
+from .errors import ApiError
+from .schemas import ReportIn
+
+#: Engine outcome → report status in the API.
+REPORT_STATUS = {
+    "rotated": "renewed",
+    "already_rotated": "newer_exists",
+    "newer_exists": "newer_exists",
+    "still_valid": "still_valid",
+    "needs_human": "needs_human",
+    "failed": "failed",
+    "busy": "busy",
+    "deferred": "busy",
+}
+_NO_STORE = "no-store"
+
+
+def _broker(request: Request) -> Broker:
+    return request.app.state.broker  # type: ignore[no-any-return]
+
+
+def only_params(request: Request, *allowed: str) -> None:
+    """422 for a query parameter the route does not know (a typo must not be silently ignored)."""
+    if request.scope.get("query_string"):
+        unknown = [k for k in request.query_params if k not in allowed]
+        if unknown:
+            raise ApiError(
+                422,
+                "invalid_parameter",
+                f"unknown query parameter {unknown[0][:40]!r}"
+                + (
+                    f"; this route accepts {', '.join(allowed)}"
+                    if allowed
+                    else "; this route takes none"
+                ),
+            )
+
+
+def _int_param(
+    request: Request, key: str, *, lo: float, hi: float, number: type = int
+) -> float | None:
+    raw = request.query_params.get(key)
+    if raw is None:
+        return None
+    try:
+        value = number(raw)
+    except ValueError:
+        raise ApiError(
+            422, "invalid_parameter", f"query parameter {key} must be a number"
+        ) from None
+    if not (lo <= value <= hi):
+        raise ApiError(
+            422, "invalid_parameter", f"query parameter {key} must be between {lo:g} and {hi:g}"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _etag_version(header: str | None) -> int | None:
+    if not header:
+        return None
+    tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    return int(tag[1:]) if tag.startswith("v") and tag[1:].isdigit() else None
+
+
+def _token_response(entry: CachedToken) -> Response:
+    return Response(
+        entry.body,
+        media_type="application/json",
+        headers={"ETag": entry.etag, "Cache-Control": _NO_STORE},
+    )
+
+
+def _not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": _NO_STORE})
+
+
+async def get_token(request: Request) -> Response:
+    b = _broker(request)
+    name = request.path_params["name"]
+    p = await b.authenticate(request, Action.READ_TOKEN)
+    b.check(request, p, Action.READ_TOKEN, name)
+    only_params(request, "after_version", "wait")
+    after = _int_param(request, "after_version", lo=0, hi=2**31 - 1)
+    wait = _int_param(request, "wait", lo=0, hi=b.config.max_wait, number=float)
+    inm = request.headers.get("if-none-match")
+    if after is None:
+        after = _etag_version(inm)
+    try:
+        entry = await b.cache.get(name)
+    except NotFoundError:
+        b.metrics.token_reads.labels("not_found").inc()
+        raise
+    if after is not None and entry.version <= after and wait:
+        entry = await _wait_for_change(b, name, int(after), float(wait)) or entry
+    if (after is not None and entry.version <= after) or (
+        inm is not None and inm.strip() == entry.etag
+    ):
+        b.metrics.reads_not_modified.inc()
+        return _not_modified(entry.etag)
+    b.recorder.add_read(p.actor, name, b.client(request), entry.version)
+    b.metrics.reads_ok.inc()
+    return _token_response(entry)
+
+
+async def _wait_for_change(b: Broker, name: str, after: int, wait: float) -> CachedToken | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    b.metrics.waiters.inc()
+    try:
+        while True:
+            fut = b.hub.watch(name)  # registered before the check: no promotion slips between
+            try:
+                entry = await b.cache.get(name)
+                remaining = deadline - loop.time()
+                if entry.version > after or remaining <= 0 or b.closing:
+                    return entry
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fut, remaining)
+            finally:
+                b.hub.unwatch(name, fut)
+    finally:
+        b.metrics.waiters.dec()
+
+
+async def stream(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.READ_TOKEN)
+    only_params(request, "names")
+    raw = request.query_params.get("names")
+    names: frozenset[str] | None = None
+    if raw:
+        names = frozenset(validate_name(n.strip()) for n in raw.split(",")[:500] if n.strip())
+        for n in names:
+            b.check(request, p, Action.READ_TOKEN, n)
+
+    def accepts(name: str) -> bool:
+        return (names is None or name in names) and p.sees(name)
+
+    sub = b.hub.subscribe(accepts)
+    b.recorder.add(
+        AuditRecord(
+            p.actor,
+            "stream.opened",
+            "ok",
+            source=b.client(request),
+            detail={"names": sorted(names or ())[:20]},
+        )
+    )
+    keepalive = b.config.keepalive
+
+    async def events() -> AsyncIterator[str]:
+        b.metrics.waiters.inc()
+        try:
+            yield "retry: 3000\n: connected\n\n"
+            while not b.closing:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), keepalive)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
+                yield f"event: rotation\ndata: {data}\n\n"
+        finally:
+            b.hub.unsubscribe(sub)
+            b.metrics.waiters.dec()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": _NO_STORE, "X-Accel-Buffering": "no"},
+    )
+
+
+async def report(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.REPORT)
+    only_params(request)
+    body = await b.body(request, ReportIn)
+    b.check(request, p, Action.REPORT, body.name)
+    validate_name(body.name)
+    key = (body.name, body.version)
+    fut = b.reports.get(key)
+    if fut is None:
+        await run_in_threadpool(
+            b.store.get, body.name
+        )  # 404 now (the engine would wait for a lease)
+        fut = b.reports.get(key)
+    if fut is None:
+        # Single flight: concurrent reports of this (name, version) here share one engine call.
+        fut = asyncio.ensure_future(
+            run_in_threadpool(
+                b.engine.report_failure,
+                body.name,
+                body.version,
+                code=body.code,
+                subcode=body.subcode,
+                actor=p.actor,
+            )
+        )
+        b.reports[key] = fut
+
+        def done(f: asyncio.Future[RotationOutcome], key: tuple[str, int] = key) -> None:
+            if b.reports.get(key) is f:
+                del b.reports[key]
+            if not f.cancelled():
+                f.exception()  # mark retrieved even if every waiter went away
+
+        fut.add_done_callback(done)
+    outcome = await asyncio.shield(fut)
+    status = REPORT_STATUS.get(outcome.status, "failed")
+    out: dict[str, object] = {
+        "status": status,
+        "version": outcome.version,
+        "expires_at": isoformat(outcome.expires_at),
+        "message": outcome.message or _default_message(status, outcome),
+    }
+    if status in ("renewed", "newer_exists", "still_valid"):
+        entry = await b.cache.get(body.name)
+        if outcome.version is not None and entry.version < outcome.version:
+            b.cache.invalidate(body.name)
+            entry = await b.cache.get(body.name)
+        out["version"], out["expires_at"] = entry.version, isoformat(entry.expires_at)
+        if p.may(Action.READ_TOKEN, body.name):
+            out["token"] = entry.token.reveal()
+    b.metrics.reports.labels(status).inc()
+    b.recorder.add(
+        AuditRecord(
+            p.actor,
+            "token.report",
+            status,
+            target=body.name,
+            source=b.client(request),
+            detail={
+                "version": body.version,
+                "code": body.code,
+                "subcode": body.subcode,
+                "now": out["version"],
+            },
+        )
+    )
+    return JSONResponse(out, headers={"Cache-Control": _NO_STORE})
+
+
+def _default_message(status: str, outcome: RotationOutcome) -> str:
+    return {
+        "renewed": f"renewed: now at version {outcome.version}",
+        "newer_exists": f"a newer version ({outcome.version}) already exists",
+        "still_valid": "Meta says the token is still valid",
+        "needs_human": "a human must supply a new token",
+        "failed": "the renewal failed; the scheduler retries",
+        "busy": "another worker is renewing this credential; retry shortly",
+    }[status]
+
+
+__all__ = ["REPORT_STATUS", "get_token", "report", "stream"]

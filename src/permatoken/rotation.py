@@ -121,6 +121,7 @@ class RenewalEngine:
         wait_timeout: float = 90.0,
         policy: Policy | None = None,
         global_policy: dict[str, Any] | None = None,
+        rotated_recently: float = 60.0,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -129,6 +130,8 @@ class RenewalEngine:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = lease_ttl
         self.wait_timeout = wait_timeout
+        #: Without ``--force``, a rotation promoted this many seconds ago is the one asked for.
+        self.rotated_recently = rotated_recently
         self.global_policy = global_policy or {}
         self._fixed_policy = policy
         self._locks: dict[str, threading.Lock] = {}
@@ -154,7 +157,11 @@ class RenewalEngine:
     # --- locking ------------------------------------------------------------------
     @contextlib.contextmanager
     def _exclusive(self, name: str, *, wait: bool = True) -> Iterator[bool]:
-        """Hold the in-process lock and the database lease on ``name``; yields False if busy."""
+        """Hold the in-process lock and the database lease on ``name``; yields False if busy.
+
+        Raises NotFoundError for an unknown name (there is no row to lease; waiting is useless).
+        """
+        self.store.get(name)
         with self._locks_guard:
             lock = self._locks.setdefault(name, threading.Lock())
         if not lock.acquire(timeout=self.wait_timeout if wait else 0):
@@ -255,13 +262,42 @@ class RenewalEngine:
         past it while we waited for the lease, nothing more is done (unless ``force``).
         ``value`` supplies the new token by hand (the manual issuer's path).
         """
+        debounce = expected_version is None and not force and value is None
         if expected_version is None:
             with contextlib.suppress(NotFoundError):
                 expected_version = self.store.version(name).version
         with self._exclusive(name, wait=wait) as held:
             if not held:
-                return RotationOutcome(name, "busy", message="another worker holds the lease; try again later")
-            return self._rotate_locked(name, force=force, expected_version=expected_version, reason=reason, value=value)
+                return RotationOutcome(
+                    name, "busy", message="another worker holds the lease; try again later"
+                )
+            if debounce:
+                # A caller that started just after another worker finished reads the new version
+                # as "expected" and would rotate again: a second refresh for one request.
+                just = self._just_rotated(name)
+                if just is not None:
+                    return just
+            return self._rotate_locked(
+                name, force=force, expected_version=expected_version, reason=reason, value=value
+            )
+
+    def _just_rotated(self, name: str) -> RotationOutcome | None:
+        """``already_rotated`` if a rotation promoted the current version moments ago."""
+        cred = self.store.get(name)
+        current = self._current(name)
+        if cred.rotation_step or current is None or current.version == 1:
+            return None
+        age = (self.clock.now() - current.state_changed_at).total_seconds()
+        if age > self.rotated_recently:
+            return None
+        return RotationOutcome(
+            name,
+            "already_rotated",
+            current.version,
+            expires_at=current.meta.expires_at,
+            message=f"version {current.version} was promoted {max(age, 0):.0f} s ago; "
+            "use --force to rotate again",
+        )
 
     def _rotate_locked(
         self,
@@ -429,7 +465,9 @@ class RenewalEngine:
         hint = getattr(exc, "hint", None)
         detail = {"attempt": attempt, "last_error": message, "kind": kind}
         self.store.set_rotation(name, self.owner, None, detail, health=health, health_reason=message + (f" — {hint}" if hint else ""), next_due_at=retry, next_action="renew")
-        self._event("rotation.failed", name, {"step": "obtain", "kind": kind, "reason": message, "attempt": attempt, "needs_human": human})
+        # A throttle is a delay, not a failure: it must not count in failure metrics or notices.
+        event = "rotation.deferred" if status == "deferred" else "rotation.failed"
+        self._event(event, name, {"step": "obtain", "kind": kind, "reason": message, "attempt": attempt, "needs_human": human})
         return RotationOutcome(name, status, current.version if current else None, message=message, retry_at=retry, health=health)
 
     # --- failure reports ------------------------------------------------------------

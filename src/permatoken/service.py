@@ -67,4 +67,5 @@ def build_graph(settings: Settings, clock: Clock | None = None) -> GraphClient:
 
 def build_engine(settings: Settings, store: Store, *, clock: Clock | None = None) -> RenewalEngine:
     clock = clock or store.clock
-    return RenewalEngine(store, build_graph(settings, clock), clock=clock)
+    graph = build_graph(settings, clock)
+    return RenewalEngine(store, graph, clock=clock, lease_ttl=settings.lease_ttl)

@@ -8,6 +8,7 @@ read-only work passes ``execution_options(readonly=True)`` and gets a plain defe
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,11 @@ def create_engine(url: str) -> sa.Engine:
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Ciphertexts only, but still nobody else's business; SQLite gives -wal/-shm the same mode.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     engine = sa.create_engine(url, connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")

@@ -156,7 +156,10 @@ class CredentialStatus:
     credential: Credential
     current: TokenVersion | None
 
-    def to_json(self, now: datetime) -> dict[str, Any]:
+    def to_json(self, now: datetime, *, policy: Any = None) -> dict[str, Any]:
+        """``policy``: the effective :class:`~permatoken.policy.Policy` (all layers); without
+        it the defaults plus the credential's own overrides are shown."""
+        from .policy import describe, resolve, summary
         from .timeutil import isoformat
 
         cur = self.current
@@ -179,7 +182,17 @@ class CredentialStatus:
             "rotation_step": self.credential.rotation_step,
             "next_action": self.credential.next_action,
             "next_due_at": isoformat(self.credential.next_due_at),
+            "policy": _policy_json(self.credential.policy, policy, resolve, describe, summary),
         }
+
+
+def _policy_json(layer: dict[str, Any], policy: Any, resolve: Any, describe: Any, summary: Any) -> dict[str, Any]:
+    try:
+        effective = policy if policy is not None else resolve(layer)
+    except InputError as exc:
+        return {"error": exc.message, "overrides": layer}
+    data: dict[str, Any] = describe(effective) | {"summary": summary(effective), "overrides": layer}
+    return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,16 @@ def add_credential(
         status = store.add_credential(spec, token, meta, secrets=secrets, health=assess(Health.OK, meta, now), actor=actor)
         cur = status.current
         assert cur is not None
-        due, action = plan_next(engine.policy_for(status.credential), cur, status.credential, now)
+        policy = engine.policy_for(status.credential)
+        due, action = plan_next(policy, cur, status.credential, now)
+        if (
+            not issuer_for(spec.issuer).automatic
+            and meta.expires_at is not None
+            and policy.remind_before
+            and (meta.expires_at - now).total_seconds() <= max(policy.remind_before)
+        ):
+            # Added inside a reminder threshold: the first reminder is due now, not at the next one.
+            due, action = now, "remind"
         store.update_credential(spec.name, next_due_at=due, next_action=action)
         if verdict_text and status.credential.issuer == "manual" and meta.expires_at is not None:
             advice = advice or "this token is renewed by hand: permatoken will remind you before it expires"

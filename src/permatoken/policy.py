@@ -164,3 +164,102 @@ def backoff(policy: Policy, attempt: int, rng: random.Random | None = None) -> f
     raw = min(policy.backoff_cap, policy.backoff_base * (2 ** max(attempt - 1, 0)))
     r = (rng or random).random()
     return raw / 2 + raw / 2 * r
+
+
+# --- presentation and reminders (used by the scheduler, the notifier and the CLI) ----------
+
+#: CLI option name → policy key, for `permatoken policy set` and `permatoken add`.
+CLI_OPTIONS = {
+    "renew_at": "--renew-at",
+    "renew_before": "--renew-before",
+    "jitter": "--jitter",
+    "max_age": "--max-age",
+    "inspect_every": "--inspect-every",
+    "grace": "--grace",
+    "revoke_previous": "--revoke-previous",
+    "remind_before": "--remind-before",
+    "backoff_base": "--backoff-base",
+    "backoff_cap": "--backoff-cap",
+}
+
+
+def format_duration(seconds: float | None) -> str:
+    """``864000`` → ``10d``: accepted back by :func:`~permatoken.timeutil.parse_duration` for
+    whole units, one decimal otherwise (``1.5h``)."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            value = seconds / size
+            if abs(value - round(value)) < 1e-9:
+                return f"{round(value)}{unit}"
+            return f"{value:.1f}{unit}"
+    return f"{seconds:g}s"
+
+
+def describe(policy: Policy) -> dict[str, Any]:
+    """The policy with durations as readable strings (``status --json`` / ``policy show``)."""
+    return {
+        "renew_at": round(policy.renew_at, 4),
+        "renew_before": format_duration(policy.renew_before) if policy.renew_before else None,
+        "jitter": policy.jitter,
+        "max_age": format_duration(policy.max_age) if policy.max_age else None,
+        "inspect_every": format_duration(policy.inspect_every),
+        "grace": format_duration(policy.grace),
+        "revoke_previous": policy.revoke_previous,
+        "remind_before": [format_duration(s) for s in policy.remind_before],
+        "backoff_base": format_duration(policy.backoff_base),
+        "backoff_cap": format_duration(policy.backoff_cap),
+    }
+
+
+def summary(policy: Policy) -> str:
+    """One line: ``renew at 67% (or 10d before), remind 14d,7d,3d,1d, grace 1h``."""
+    renew = f"renew at {policy.renew_at:.0%}"
+    if policy.renew_before:
+        renew += f" (or {format_duration(policy.renew_before)} before)"
+    parts = [renew]
+    if policy.max_age:
+        parts.append(f"max age {format_duration(policy.max_age)}")
+    reminds = ",".join(format_duration(s) for s in policy.remind_before) or "none"
+    parts += [f"remind {reminds}", f"grace {format_duration(policy.grace)}"]
+    return ", ".join(parts)
+
+
+def to_layer(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Parsed overrides as JSON-storable values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+
+
+def check_layer_against_lifetime(policy: Policy, lifetime: float | None) -> None:
+    """:func:`check_against_lifetime` plus the limits a CLI user can trip over."""
+    check_against_lifetime(policy, lifetime)
+    if lifetime is not None and policy.max_age is not None and policy.max_age >= lifetime:
+        raise InputError(
+            f"max_age ({format_duration(policy.max_age)}) is past the token's lifetime "
+            f"({format_duration(lifetime)}); max_age is for never-expiring tokens"
+        )
+
+
+def reminder_due(
+    policy: Policy, expires_at: datetime | None, now: datetime
+) -> float | None:
+    """The reminder threshold (seconds before expiry) to announce now, or None.
+
+    Of the thresholds already crossed, the most urgent one: a scheduler that was down across
+    several thresholds sends one reminder, not a burst. Nothing once the token has expired.
+    """
+    if expires_at is None or expires_at <= now:
+        return None
+    left = (expires_at - now).total_seconds()
+    crossed = [t for t in policy.remind_before if t >= left]
+    return min(crossed) if crossed else None
+
+
+def next_reminder_at(policy: Policy, expires_at: datetime | None, now: datetime) -> datetime | None:
+    """When the next not-yet-crossed threshold will be crossed."""
+    if expires_at is None:
+        return None
+    future = [expires_at - timedelta(seconds=t) for t in policy.remind_before]
+    future = [at for at in future if at > now]
+    return min(future) if future else None

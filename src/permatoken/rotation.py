@@ -121,6 +121,7 @@ class RenewalEngine:
         wait_timeout: float = 90.0,
         policy: Policy | None = None,
         global_policy: dict[str, Any] | None = None,
+        policy_resolver: Callable[[Credential], Policy] | None = None,
         rotated_recently: float = 60.0,
     ) -> None:
         self.store = store
@@ -134,6 +135,8 @@ class RenewalEngine:
         self.rotated_recently = rotated_recently
         self.global_policy = global_policy or {}
         self._fixed_policy = policy
+        #: Resolves the effective policy (global, tenant and credential layers); see service.build_engine.
+        self.policy_resolver = policy_resolver
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         #: Called with (name, version) after every promotion (in-process subscribers).
@@ -152,6 +155,8 @@ class RenewalEngine:
     def policy_for(self, cred: Credential) -> Policy:
         if self._fixed_policy is not None:
             return self._fixed_policy
+        if self.policy_resolver is not None:
+            return self.policy_resolver(cred)
         return resolve(self.global_policy, cred.policy)
 
     # --- locking ------------------------------------------------------------------
@@ -369,6 +374,13 @@ class RenewalEngine:
             detail["version"] = pending.version
             self.store.set_rotation(name, self.owner, RotationStep.PENDING, detail, ttl=self.lease_ttl)
             step = RotationStep.PENDING
+        if "version" not in detail:
+            # Detail lost or written by an older version: the database still knows the version.
+            found = self._pending(name) if step in (RotationStep.PENDING, RotationStep.VERIFIED) else self._current(name)
+            if found is None:
+                self.store.set_rotation(name, self.owner, None, {"attempt": detail.get("attempt", 1)})
+                return RotationOutcome(name, "failed", message="unfinished rotation had no version to resume; cleared")
+            detail["version"] = found.version
         number = int(detail["version"])
         if step is RotationStep.PENDING:
             failure = self._verify(cred, number, detail)
@@ -539,9 +551,16 @@ class RenewalEngine:
         """On start-up: finish every rotation a dead process left half-way (when its lease expired)."""
         outcomes = []
         for name in self.store.unfinished_rotations():
-            with self._exclusive(name, wait=False) as held:
-                if held:
-                    outcomes.append(self._resume(self.store.get(name)))
+            try:
+                with self._exclusive(name, wait=False) as held:
+                    if not held:
+                        continue
+                    # Re-read under the lease: the rotation may have finished since the list was read.
+                    cred = self.store.get(name)
+                    if cred.rotation_step:
+                        outcomes.append(self._resume(cred))
+            except NotFoundError:
+                continue  # removed meanwhile
         return outcomes
 
     def _pending(self, name: str) -> TokenVersion | None:

@@ -66,6 +66,9 @@ def build_graph(settings: Settings, clock: Clock | None = None) -> GraphClient:
 
 
 def build_engine(settings: Settings, store: Store, *, clock: Clock | None = None) -> RenewalEngine:
+    from .scheduler.policies import PolicyLayers
+
     clock = clock or store.clock
     graph = build_graph(settings, clock)
-    return RenewalEngine(store, graph, clock=clock, lease_ttl=settings.lease_ttl)
+    layers = PolicyLayers(settings, store)
+    return RenewalEngine(store, graph, clock=clock, lease_ttl=settings.lease_ttl, policy_resolver=layers.for_credential)

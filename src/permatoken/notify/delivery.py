@@ -1,0 +1,453 @@
+"""Recording notices once and delivering them through Apprise, off the renewal path.
+
+Order of work, chosen for *at-least-once* delivery with no duplicates in normal operation:
+
+1. ``Outbox.enqueue`` inserts the notice and one delivery row per channel in one transaction.
+   The notice's key (credential, version, event, threshold) is unique: a second insert (another
+   replica, a restarted scheduler, a repeated event) does nothing and sends nothing.
+2. ``Deliverer`` claims due deliveries (a claim with an expiry, ``SKIP LOCKED`` on PostgreSQL),
+   sends each through Apprise, and records ``sent`` or the error with the next attempt time
+   (capped exponential back-off), giving up as ``failed`` after ``max_attempts``.
+
+A process that dies between sending and recording leaves the delivery claimed; when the claim
+expires another deliverer sends it again. So a crash at that instant can repeat one message,
+but no notice is ever lost: for "your token expires tomorrow" a duplicate is the lesser harm.
+Delivery runs on its own thread: an unreachable channel never holds up a renewal.
+
+Channel URLs are never stored (they can contain passwords): a delivery row holds a hash of its
+URL and a label (scheme and host); the URL is looked up again from the configuration when sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from .._exceptions import NotFoundError
+from .._secret import redact
+from ..settings import Settings
+from ..store import Store
+from ..store.schema_scheduler import notice_deliveries, notices
+from ..timeutil import Clock
+from .notices import Notice
+
+log = logging.getLogger(__name__)
+
+#: Credential option holding its own channels: a list of Apprise URLs or one comma-separated string.
+NOTIFY_OPTION = "notify"
+
+Sender = Callable[[str, str, str], "tuple[bool, str | None]"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    url: str
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.url.encode()).hexdigest()[:32]
+
+    @property
+    def label(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}"[:120]
+
+
+def channels_for(settings: Settings, tenant: str, options: dict[str, Any]) -> list[Channel]:
+    """Global, then tenant, then credential channels; each URL once."""
+    urls: list[str] = list(settings.notify_urls) + list(settings.tenant_notify_urls.get(tenant, []))
+    own = options.get(NOTIFY_OPTION)
+    if isinstance(own, str):
+        urls += [u.strip() for u in own.split(",") if u.strip()]
+    elif isinstance(own, list | tuple):
+        urls += [str(u) for u in own]
+    seen: dict[str, Channel] = {}
+    for url in urls:
+        ch = Channel(url)
+        seen.setdefault(ch.id, ch)
+    return list(seen.values())
+
+
+def send_apprise(url: str, title: str, body: str) -> tuple[bool, str | None]:
+    """One message to one Apprise URL; returns (delivered, error text without the URL)."""
+    import apprise
+
+    ap = apprise.Apprise()
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:  # type: ignore[no-untyped-call]
+        if not ap.add(url):
+            return False, "Apprise does not understand this channel URL"
+        ok = bool(ap.notify(title=title, body=body))
+        text = captured.getvalue() if hasattr(captured, "getvalue") else ""
+    if ok:
+        return True, None
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    error = lines[-1] if lines else "delivery failed"
+    return False, _scrub_url(error, url)
+
+
+def _scrub_url(text: str, url: str) -> str:
+    parts = urlsplit(url)
+    for secret in (url, parts.password, parts.username):
+        if secret:
+            text = text.replace(secret, "***")
+    return redact(text)[:500]
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    notice_id: int
+    channel: str
+    label: str
+    attempts: int
+    credential: str
+    tenant: str
+    title: str
+    body: str
+
+
+class Outbox:
+    """Notices and their deliveries in the store."""
+
+    def __init__(self, store: Store, *, owner: str, clock: Clock) -> None:
+        self.store = store
+        self.owner = owner
+        self.clock = clock
+
+    def already(self, key: tuple[str, int, str, str]) -> bool:
+        name, version, event, threshold = key
+        with self.store.read() as conn:
+            return (
+                conn.execute(
+                    sa.select(notices.c.id).where(
+                        notices.c.credential_name == name,
+                        notices.c.version == version,
+                        notices.c.event == event,
+                        notices.c.threshold == threshold,
+                    )
+                ).first()
+                is not None
+            )
+
+    def has_event(self, name: str, version: int, events: Iterable[str]) -> bool:
+        with self.store.read() as conn:
+            return (
+                conn.execute(
+                    sa.select(notices.c.id)
+                    .where(
+                        notices.c.credential_name == name,
+                        notices.c.version == version,
+                        notices.c.event.in_(list(events)),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    def enqueue(self, notice: Notice, channels: Sequence[Channel]) -> bool:
+        """Record ``notice`` for delivery unless its key exists; True if this call recorded it."""
+        now = self.clock.now()
+        values = {
+            "credential_name": notice.credential,
+            "tenant": notice.tenant,
+            "version": notice.version,
+            "event": notice.event.value,
+            "threshold": notice.threshold,
+            "title": redact(notice.title)[:250],
+            "body": redact(notice.body),
+            "state": "queued" if channels else "unrouted",
+            "created_at": now,
+            "created_by": self.owner[:80],
+        }
+        if self.store.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt: Any = pg_insert(notices).values(values).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(notices).values(values).on_conflict_do_nothing()
+        with self.store.write() as conn:
+            nid = conn.execute(stmt.returning(notices.c.id)).scalar()
+            if nid is None:
+                return False
+            for ch in channels:
+                conn.execute(
+                    notice_deliveries.insert().values(
+                        notice_id=nid,
+                        channel=ch.id,
+                        label=ch.label,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                    )
+                )
+        log.info(
+            "notice %s for %s v%s recorded (%d channels)",
+            notice.event.value,
+            notice.credential,
+            notice.version,
+            len(channels),
+        )
+        return True
+
+    def claim(self, limit: int, ttl: float) -> list[ClaimedDelivery]:
+        now = self.clock.now()
+        q = (
+            sa.select(notice_deliveries.c.id)
+            .where(
+                notice_deliveries.c.state == "pending",
+                notice_deliveries.c.next_attempt_at <= now,
+                sa.or_(
+                    notice_deliveries.c.claim_expires_at.is_(None),
+                    notice_deliveries.c.claim_expires_at < now,
+                ),
+            )
+            .order_by(notice_deliveries.c.next_attempt_at)
+            .limit(limit)
+        )
+        if self.store.dialect == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        with self.store.write() as conn:
+            ids = list(conn.execute(q).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                notice_deliveries.update()
+                .where(notice_deliveries.c.id.in_(ids))
+                .values(claimed_by=self.owner[:80], claim_expires_at=now + timedelta(seconds=ttl))
+            )
+            rows = (
+                conn.execute(
+                    sa.select(
+                        notice_deliveries,
+                        notices.c.credential_name,
+                        notices.c.tenant,
+                        notices.c.title,
+                        notices.c.body,
+                    )
+                    .select_from(notice_deliveries.join(notices))
+                    .where(notice_deliveries.c.id.in_(ids))
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            ClaimedDelivery(
+                r["id"],
+                r["notice_id"],
+                r["channel"],
+                r["label"],
+                r["attempts"],
+                r["credential_name"],
+                r["tenant"],
+                r["title"],
+                r["body"],
+            )
+            for r in rows
+        ]
+
+    def record(
+        self,
+        d: ClaimedDelivery,
+        *,
+        ok: bool,
+        error: str | None,
+        retry_at: datetime | None,
+        dropped: bool = False,
+    ) -> None:
+        now = self.clock.now()
+        if ok:
+            values: dict[str, Any] = {"state": "sent", "sent_at": now, "last_error": None}
+        elif dropped:
+            values = {"state": "dropped", "last_error": error}
+        elif retry_at is None:
+            values = {"state": "failed", "last_error": error}
+        else:
+            values = {"state": "pending", "last_error": error, "next_attempt_at": retry_at}
+        values |= {"attempts": d.attempts + 1, "claimed_by": None, "claim_expires_at": None}
+        with self.store.write() as conn:
+            conn.execute(
+                notice_deliveries.update()
+                .where(
+                    notice_deliveries.c.id == d.id,
+                    notice_deliveries.c.claimed_by == self.owner[:80],
+                )
+                .values(**values)
+            )
+            states = set(
+                conn.execute(
+                    sa.select(notice_deliveries.c.state).where(
+                        notice_deliveries.c.notice_id == d.notice_id
+                    )
+                ).scalars()
+            )
+            if "pending" not in states:
+                final = (
+                    "sent"
+                    if states <= {"sent"}
+                    else ("failed" if "failed" in states else "partial")
+                )
+                conn.execute(
+                    notices.update().where(notices.c.id == d.notice_id).values(state=final)
+                )
+
+    def all_notices(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Notices with their deliveries (for tests, the CLI and the dashboard)."""
+        q = sa.select(notices).order_by(notices.c.id)
+        if name is not None:
+            q = q.where(notices.c.credential_name == name)
+        with self.store.read() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+            ids = [r["id"] for r in rows]
+            deliveries: dict[int, list[dict[str, Any]]] = {}
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk : chunk + 500]
+                for d in conn.execute(
+                    sa.select(notice_deliveries).where(notice_deliveries.c.notice_id.in_(part))
+                ).mappings():
+                    deliveries.setdefault(d["notice_id"], []).append(dict(d))
+        for r in rows:
+            r["deliveries"] = deliveries.get(r["id"], [])
+        return rows
+
+
+# --- the deliverer -------------------------------------------------------------------------
+
+
+class Deliverer:
+    """Sends claimed deliveries through Apprise on a background thread (or ``run_once``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        owner: str,
+        clock: Clock,
+        sender: Sender | None = None,
+        batch: int = 50,
+        claim_ttl: float = 120.0,
+        max_attempts: int = 8,
+        retry_base: float = 30.0,
+        retry_cap: float = 3600.0,
+        interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.outbox = Outbox(store, owner=owner, clock=clock)
+        self.clock = clock
+        self.sender: Sender = sender or send_apprise
+        self.batch = batch
+        self.claim_ttl = claim_ttl
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def retry_delay(self, attempts: int) -> float:
+        return float(min(self.retry_cap, self.retry_base * 2 ** max(attempts - 1, 0)))
+
+    def _url_of(self, d: ClaimedDelivery) -> str | None:
+        options: dict[str, Any] = {}
+        try:
+            options = self.store.get(d.credential).options
+        except NotFoundError:
+            pass
+        for ch in channels_for(self.settings, d.tenant, options):
+            if ch.id == d.channel:
+                return ch.url
+        return None
+
+    def run_once(self) -> int:
+        """Claim and attempt every due delivery once; returns how many were attempted."""
+        return self._pass(lambda: False)
+
+    def _pass(self, stopping: Callable[[], bool]) -> int:
+        done = 0
+        while not stopping():
+            claimed = self.outbox.claim(self.batch, self.claim_ttl)
+            if not claimed:
+                break
+            for d in claimed:
+                self._deliver(d)
+                done += 1
+            if len(claimed) < self.batch:
+                break
+        return done
+
+    def _deliver(self, d: ClaimedDelivery) -> None:
+        url = self._url_of(d)
+        if url is None:
+            self.outbox.record(
+                d, ok=False, error="channel no longer configured", retry_at=None, dropped=True
+            )
+            return
+        try:
+            ok, error = self.sender(url, d.title, d.body)
+        except Exception as exc:  # a channel plugin must never take the deliverer down
+            ok, error = False, _scrub_url(f"{type(exc).__name__}: {exc}", url)
+        attempts = d.attempts + 1
+        retry_at = None
+        if not ok and attempts < self.max_attempts:
+            retry_at = self.clock.now() + timedelta(seconds=self.retry_delay(attempts))
+        self.outbox.record(d, ok=ok, error=error, retry_at=retry_at)
+        if ok:
+            log.info("notice for %s delivered to %s", d.credential, d.label)
+        else:
+            log.warning(
+                "notice for %s not delivered to %s (attempt %d): %s",
+                d.credential,
+                d.label,
+                attempts,
+                error,
+            )
+
+    # --- thread -------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="permatoken-notify", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pass(self._stop.is_set)
+            except Exception:
+                log.exception("notice delivery pass failed; retrying")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+__all__ = ["Channel", "ClaimedDelivery", "Deliverer", "Outbox", "channels_for", "send_apprise"]

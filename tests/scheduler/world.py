@@ -1,0 +1,191 @@
+"""A permatoken store + engine wired to a real sandbox server whose clock both sides share.
+
+The sandbox runs under uvicorn on 127.0.0.1 (a background thread); permatoken's clock reads the
+sandbox's clock, so advancing the sandbox moves both ("both clocks advanced together").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from permatoken._secret import Secret
+from permatoken.meta.graph import GraphClient
+from permatoken.models import NewCredential, VersionMeta
+from permatoken.rotation import RenewalEngine, plan_next
+from permatoken.sandbox import SandboxConfig, SandboxState, create_app
+from permatoken.scheduler import Scheduler
+from permatoken.settings import Settings
+from permatoken.store import Store
+from permatoken.timeutil import from_unix
+
+DAY = 86400
+START = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC).timestamp()
+
+
+class LiveSandbox:
+    """The sandbox under a real uvicorn on 127.0.0.1, in a background thread."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        state.graph_url = self.url
+        cfg = uvicorn.Config(
+            create_app(state), log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(cfg)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+
+    def __enter__(self) -> LiveSandbox:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            threading.Event().wait(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+class SharedClock:
+    """permatoken's clock = the sandbox's clock."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.state.clock.now(), dt.UTC)
+
+
+@dataclass
+class Sent:
+    """An in-memory notification channel (Apprise is exercised in tests/notify)."""
+
+    messages: list[tuple[str, str, str]] = field(default_factory=list)
+    fail: bool = False
+
+    def __call__(self, url: str, title: str, body: str) -> tuple[bool, str | None]:
+        if self.fail:
+            return False, "channel unreachable"
+        self.messages.append((url, title, body))
+        return True, None
+
+
+@dataclass
+class World:
+    state: SandboxState
+    sandbox: LiveSandbox
+    settings: Settings
+    store: Store
+    clock: SharedClock
+    engines: list[RenewalEngine] = field(default_factory=list)
+    schedulers: list[Scheduler] = field(default_factory=list)
+
+    @property
+    def fixtures(self) -> dict[str, Any]:
+        return self.state.fixtures()
+
+    @property
+    def app(self) -> dict[str, Any]:
+        return self.fixtures["apps"][0]
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        self.state.clock.advance(seconds)
+
+    def engine(self, owner: str = "test-1", **kw: Any) -> RenewalEngine:
+        graph = GraphClient(self.sandbox.url, "v25.0", clock=self.state.clock.now)
+        engine = RenewalEngine(self.store, graph, clock=self.clock, owner=owner, **kw)
+        self.engines.append(engine)
+        return engine
+
+    def scheduler(
+        self,
+        owner: str = "test-1",
+        *,
+        sender: Callable[..., Any] | None = None,
+        settings: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> Scheduler:
+        conf = self.settings.model_copy(update=settings) if settings else self.settings
+        sched = Scheduler(
+            conf, self.store, self.engine(owner), clock=self.clock, sender=sender, **kw
+        )
+        self.schedulers.append(sched)
+        return sched
+
+    def register_app(self) -> str:
+        app = self.app
+        try:
+            self.store.get_app(app["id"])
+        except Exception:
+            self.store.put_app(app["id"], Secret(app["secret"]))
+        return str(app["id"])
+
+    def add(
+        self,
+        name: str,
+        *,
+        kind: str = "system_user_60d",
+        issuer: str = "meta-system-refresh",
+        expires_in: int | None = None,
+        options: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        with_app: bool = True,
+        waba: bool = True,
+    ) -> str:
+        """A credential holding a fresh sandbox token of ``kind``; returns the token value."""
+        token = self.state.create_token(kind, expires_in=expires_in)
+        app_id = self.register_app() if with_app else None
+        meta = VersionMeta(
+            token_type=token["type"],
+            issued_at=from_unix(token["issued_at"]),
+            expires_at=from_unix(token["expires_at"]),
+            waba_ids=tuple(token["waba_ids"]),
+            is_valid=True,
+        )
+        spec = NewCredential(
+            name=name,
+            issuer=issuer,
+            app_id=app_id,
+            waba_ids=tuple(token["waba_ids"][:1]) if waba else (),
+            options=dict(options or {}),
+            policy=dict(policy or {}),
+        )
+        status = self.store.add_credential(spec, Secret(token["value"]), meta)
+        assert status.current is not None
+        engine = self.engines[0] if self.engines else self.engine()
+        due, action = plan_next(
+            engine.policy_for(status.credential), status.current, status.credential, self.now()
+        )
+        self.store.update_credential(name, next_due_at=due, next_action=action)
+        return str(token["value"])
+
+    def exchanges(self) -> int:
+        return len(self.state.calls("GET /oauth/access_token"))
+
+    def close(self) -> None:
+        for s in self.schedulers:
+            s.stop(timeout=5)
+        for e in self.engines:
+            e.close()
+
+
+def make_state(config: SandboxConfig | None = None) -> SandboxState:
+    state = SandboxState(config=config)
+    state.clock.freeze(START)
+    state.seed()
+    return state

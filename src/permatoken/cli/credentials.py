@@ -177,15 +177,20 @@ def parse_options(items: list[str]) -> dict[str, object]:
 def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json: bool) -> None:
     if health is not None and health not in {h.value for h in Health}:
         raise InputError(f"unknown health {health!r}; choose one of: {', '.join(h.value for h in Health)}")
-    store = state(ctx).open_store()
+    from ..scheduler.policies import PolicyLayers
+
+    st = state(ctx)
+    store = st.open_store()
     try:
         rows = store.list_status(tenant=tenant)
         now = store.clock.now()
+        layers = PolicyLayers(st.settings, store)
+        policies = [layers.for_credential(row.credential) for row in rows]
     finally:
         store.close()
     items = []
-    for row in rows:
-        data = row.to_json(now)
+    for row, policy in zip(rows, policies, strict=True):
+        data = row.to_json(now, policy=policy)
         data["health"] = assess(row.credential.health, row.current.meta if row.current else None, now).value
         if health is None or data["health"] == health:
             items.append(data)

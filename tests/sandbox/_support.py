@@ -32,7 +32,7 @@ class LiveServer:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         state.graph_url = self.url

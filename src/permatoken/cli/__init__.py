@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.markup import escape
 
@@ -44,6 +43,13 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
 ]
 INTERNAL_ERROR = 70
 
+# Typer >= 0.2x vendors click (typer._click) and no longer depends on it; older versions use
+# click itself. typer.BadParameter exists in both, and its bases include the right
+# ClickException (usage errors, unknown commands, bad option values).
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
 
 def exit_code_for(exc: PermatokenError) -> int:
     for cls, code in EXIT_CODES:
@@ -53,7 +59,18 @@ def exit_code_for(exc: PermatokenError) -> int:
 
 
 def _import_commands() -> None:
-    from . import apps, credentials, keys, maintenance, rotation, serve  # noqa: F401
+    from . import (  # noqa: F401  # noqa: F401
+        apikeys,
+        apps,
+        audit,
+        credentials,
+        delivery,
+        keys,
+        maintenance,
+        policy,
+        rotation,
+        serve,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             err_console.print(f"[dim]hint:[/] {escape(redact(exc.hint))}", highlight=False)
         code = exit_code_for(exc)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         code = 1
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        code = exc.exit_code
+    except _ClickException as exc:
+        exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+        code = exc.exit_code  # type: ignore[attr-defined]
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:

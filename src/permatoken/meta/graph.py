@@ -36,6 +36,21 @@ DEFAULT_GRAPH_VERSION = "v25.0"
 DEFAULT_TIMEOUT = 15.0
 log = logging.getLogger(__name__)
 
+
+def _guard_httpx_logs() -> None:
+    """httpx logs every request URL at INFO, and Meta's GET endpoints carry tokens and secrets
+    in the query (``input_token``, ``fb_exchange_token``, ``client_secret``). A logger-level
+    filter redacts them in whatever handlers the application configured."""
+    from .._secret import RedactingFilter
+
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
+_guard_httpx_logs()
+
 # Failures where the request cannot have been sent: safe to retry without doubling anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 

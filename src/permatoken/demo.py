@@ -8,7 +8,9 @@ renewals and reminders happen live. Every command it runs is printed as you woul
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
+import threading
 import os
 import shutil
 import signal
@@ -30,6 +32,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _NoticeReceiver(http.server.BaseHTTPRequestHandler):
+    """A real HTTP endpoint for Apprise's json:// channel: prints every notice it receives."""
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            data = json.loads(self.rfile.read(min(length, 1 << 20)) or b"{}")
+        except ValueError:
+            data = {}
+        title = data.get("title") or ""
+        body = " ".join(str(data.get("message") or "").split())
+        print(f"  \033[33mnotice | {title}: {body[:160]}\033[0m", flush=True)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
@@ -41,6 +63,9 @@ class Demo:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.sandbox_port = _free_port()
         self.api_port = _free_port()
+        self.receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoticeReceiver)
+        threading.Thread(target=self.receiver.serve_forever, daemon=True).start()
+        notify = f"json://127.0.0.1:{self.receiver.server_address[1]}/notices"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.env = dict(os.environ)
         self.env.update(
@@ -48,6 +73,8 @@ class Demo:
             PERMATOKEN_GRAPH_URL=self.sandbox_url,
             PERMATOKEN_CLOCK="sandbox",
             PYTHONUNBUFFERED="1",
+            PERMATOKEN_NOTIFY_URLS=json.dumps([notify]),
+            PERMATOKEN_SCHEDULER_INTERVAL="2",
         )
         for var in ("PERMATOKEN_DATABASE_URL", "PERMATOKEN_KEY", "PERMATOKEN_KEY_FILE", "PERMATOKEN_CONFIG"):
             self.env.pop(var, None)
@@ -81,6 +108,7 @@ class Demo:
         return proc
 
     def stop_all(self) -> None:
+        self.receiver.shutdown()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -129,6 +157,8 @@ class Demo:
                  show=f"permatoken add demo/admin --app-id {app['id']} < admin-token.txt")
         self.cli("add", "demo/dashboard", "--issuer", "manual", "--app-id", app["id"], stdin=dash["value"],
                  show=f"permatoken add demo/dashboard --app-id {app['id']} < dashboard-token.txt")
+        # Minute-scale policy for the demo's minute-scale tokens (defaults: 14, 7, 3, 1 days).
+        self.cli("policy", "set", "demo/dashboard", "--remind-before", "4m,2m,1m")
         self.cli("status")
 
         if self._has("permatoken.scheduler") and self._has("permatoken.server"):
@@ -146,6 +176,7 @@ class Demo:
 
     def serve(self) -> None:
         say("4. Run the service: scheduler + HTTP API (tokens renew at 2/3 of their 3-minute life)")
+        print("Notices go to a local webhook (Apprise json://) and are printed as `notice |` lines.")
         key = self.cli("keys", "create", "--role", "admin", "--name", "demo", show="permatoken keys create --role admin --name demo").strip()
         log = ROOT / "serve.log"
         self.start([sys.executable, "-m", "permatoken", "serve", "--port", str(self.api_port)], log)
@@ -154,15 +185,20 @@ class Demo:
         print(f"API: {api}   (OpenAPI document: {api}/openapi.json)")
         print(f"demo admin key: {key}")
         print(f"read a token:   curl -s -H 'Authorization: Bearer {key}' {api}/v1/tokens/demo/messaging")
+        print("Watching for renewals (Ctrl-C to stop)…")
         deadline = None if self.duration is None else time.monotonic() + self.duration
         seen = 0
+        last_status = time.monotonic()
         try:
             while deadline is None or time.monotonic() < deadline:
-                time.sleep(2)
+                time.sleep(1)
                 lines = log.read_text(errors="replace").splitlines()
                 for line in lines[seen:]:
                     print(f"  serve | {line}")
                 seen = len(lines)
+                if time.monotonic() - last_status > 45:
+                    last_status = time.monotonic()
+                    self.cli("status")
         except KeyboardInterrupt:
             pass
         self.cli("status")

@@ -43,7 +43,7 @@ from .meta.graph import GraphClient
 from .models import Credential, Health, TokenVersion, VersionMeta, VersionState
 from .policy import Policy, backoff, renewal_due_at, resolve
 from .store import Store
-from .timeutil import Clock, SystemClock
+from .timeutil import Clock, SystemClock, isoformat
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +422,7 @@ class RenewalEngine:
         retry = self.clock.now() + timedelta(seconds=backoff(policy, int(detail.get("attempt", 1))))
         self.store.set_rotation(name, self.owner, None, {"attempt": detail.get("attempt", 1), "last_error": why}, health=Health.FAILING, health_reason=f"new token failed verification: {why}", next_due_at=retry, next_action="renew")
         self._event("rotation.failed", name, {"step": "verify", "reason": why})
+        log.warning("%s: the new token failed verification (%s); version %s stays current", name, why, detail.get("from_version"))
         return RotationOutcome(name, "failed", message=f"new token failed verification: {why}; the current version is kept", retry_at=retry, health=Health.FAILING)
 
     def _finalize(self, cred: Credential, number: int, detail: dict[str, Any]) -> RotationOutcome:
@@ -439,6 +440,7 @@ class RenewalEngine:
         self.store.set_rotation(name, self.owner, None, None, health=health, health_reason=None, next_due_at=due, next_action=action)
         _crash_point("finalized")
         self._event("rotation.completed", name, {"version": number, "previous": prev})
+        log.info("%s: renewed, now version %d, expires %s", name, number, isoformat(new.meta.expires_at) or "never")
         for listener in list(self.on_promote):
             try:
                 listener(name, number)
@@ -480,6 +482,7 @@ class RenewalEngine:
         # A throttle is a delay, not a failure: it must not count in failure metrics or notices.
         event = "rotation.deferred" if status == "deferred" else "rotation.failed"
         self._event(event, name, {"step": "obtain", "kind": kind, "reason": message, "attempt": attempt, "needs_human": human})
+        log.warning("%s: renewal %s (%s): %s; next attempt %s", name, status, kind, message, isoformat(retry))
         return RotationOutcome(name, status, current.version if current else None, message=message, retry_at=retry, health=health)
 
     # --- failure reports ------------------------------------------------------------

@@ -47,6 +47,9 @@ def serve(
     from .._secret import install_log_redaction
 
     install_log_redaction()
+    # Every Graph request at INFO would drown what matters (renewals, failures, notices).
+    for noisy in ("httpx", "httpcore", "alembic", "apprise"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     store = st.open_store()
     engine = build_engine(settings, store)
     if owner:

@@ -13,7 +13,12 @@ def test_demo_runs_the_service_against_the_sandbox(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERMATOKEN_")}
     proc = subprocess.run(
         [sys.executable, "-m", "permatoken.demo", "--duration", "3"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

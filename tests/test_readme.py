@@ -26,11 +26,25 @@ def _quickstart_code() -> str:
 def test_readme_quickstart_sends_through_a_revocation(tmp_path: Path) -> None:
     """The README's Python quick start sends twice around a revocation: one mint, two messages."""
     fixtures = tmp_path / "fixtures.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMATOKEN_") or k == "PERMATOKEN_TEST_PG_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PERMATOKEN_") or k == "PERMATOKEN_TEST_PG_URL"
+    }
     env["PERMATOKEN_HOME"] = str(tmp_path / "home")
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "permatoken.sandbox", "--port", "0", "--fixtures-out", str(fixtures)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "permatoken.sandbox",
+            "--port",
+            "0",
+            "--fixtures-out",
+            str(fixtures),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         line = sandbox.stdout.readline().decode()  # type: ignore[union-attr]
@@ -45,17 +59,48 @@ def test_readme_quickstart_sends_through_a_revocation(tmp_path: Path) -> None:
         secret.write_text(app["secret"])
 
         def cli(*args: str, stdin: str | None = None) -> None:
-            proc = subprocess.run([sys.executable, "-m", "permatoken", *args], input=stdin, text=True,
-                                  capture_output=True, env=env, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "permatoken", *args],
+                input=stdin,
+                text=True,
+                capture_output=True,
+                env=env,
+                check=False,
+            )
             assert proc.returncode == 0, proc.stderr
 
         cli("init")
-        cli("add", "acme/admin", "--app-id", app["id"], "--app-secret-file", str(secret), stdin=fx["tokens"]["system_user"]["value"])
-        cli("add", "acme/messaging", "--issuer", "meta-system-mint", "--app-id", app["id"], "--obtain",
-            "--option", f"system_user_id={fx['system_users'][0]['id']}", "--option", "admin_credential=acme/admin")
+        cli(
+            "add",
+            "acme/admin",
+            "--app-id",
+            app["id"],
+            "--app-secret-file",
+            str(secret),
+            stdin=fx["tokens"]["system_user"]["value"],
+        )
+        cli(
+            "add",
+            "acme/messaging",
+            "--issuer",
+            "meta-system-mint",
+            "--app-id",
+            app["id"],
+            "--obtain",
+            "--option",
+            f"system_user_id={fx['system_users'][0]['id']}",
+            "--option",
+            "admin_credential=acme/admin",
+        )
         httpx.delete(url + "/_sandbox/calls")
-        run = subprocess.run([sys.executable, "-c", _quickstart_code()], text=True, capture_output=True,
-                             env=env, timeout=120, check=False)
+        run = subprocess.run(
+            [sys.executable, "-c", _quickstart_code()],
+            text=True,
+            capture_output=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout.count("sent wamid.") == 2, run.stdout
         messages = httpx.get(url + "/_sandbox/messages").json()
@@ -63,7 +108,11 @@ def test_readme_quickstart_sends_through_a_revocation(tmp_path: Path) -> None:
         assert sum("still sent, once" in b for b in bodies) == 1
         assert sum('"hello"' in b for b in bodies) == 1
         calls = httpx.get(url + "/_sandbox/calls").json()["data"]
-        mints = [c for c in calls if c["method"] == "POST" and c["path"].endswith("/access_tokens") and c["status"] == 200]
+        mints = [
+            c
+            for c in calls
+            if c["method"] == "POST" and c["path"].endswith("/access_tokens") and c["status"] == 200
+        ]
         assert len(mints) == 1
     finally:
         sandbox.terminate()

@@ -104,7 +104,9 @@ class Keyring:
                 path=str(path),
             ) from None
         except OSError as exc:
-            raise KeyFileError(f"key file {path} cannot be read: {exc.strerror}", path=str(path)) from exc
+            raise KeyFileError(
+                f"key file {path} cannot be read: {exc.strerror}", path=str(path)
+            ) from exc
         if not stat.S_ISREG(st.st_mode):
             raise KeyFileError(f"key file {path} is not a regular file", path=str(path))
         if st.st_mode & 0o077:
@@ -118,7 +120,9 @@ class Keyring:
         try:
             text = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise KeyFileError(f"key file {path} is not a permatoken key file", path=str(path)) from exc
+            raise KeyFileError(
+                f"key file {path} is not a permatoken key file", path=str(path)
+            ) from exc
         lines = [ln.strip() for ln in text.splitlines()]
         keys = [
             _decode_key(ln, f"key file {path} line {i}")
@@ -143,7 +147,9 @@ class Keyring:
                 kek_id=kek_id,
             )
         try:
-            return AESGCM(kek).decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _WRAP_AAD + kek_id.encode())
+            return AESGCM(kek).decrypt(
+                wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _WRAP_AAD + kek_id.encode()
+            )
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("wrapped data key failed authentication", kek_id=kek_id) from exc
 
@@ -165,7 +171,9 @@ class Keyring:
     def open(self, sealed: Sealed, aad: bytes) -> bytes:
         dek = self.unwrap(sealed.kek_id, sealed.wrapped_key)
         try:
-            return AESGCM(dek).decrypt(sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:], aad)
+            return AESGCM(dek).decrypt(
+                sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:], aad
+            )
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("ciphertext failed authentication") from exc
 

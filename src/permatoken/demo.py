@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import threading
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,18 @@ class Demo:
             PERMATOKEN_NOTIFY_URLS=json.dumps([notify]),
             PERMATOKEN_SCHEDULER_INTERVAL="2",
         )
-        for var in ("PERMATOKEN_DATABASE_URL", "PERMATOKEN_KEY", "PERMATOKEN_KEY_FILE", "PERMATOKEN_CONFIG"):
+        for var in (
+            "PERMATOKEN_DATABASE_URL",
+            "PERMATOKEN_KEY",
+            "PERMATOKEN_KEY_FILE",
+            "PERMATOKEN_CONFIG",
+        ):
             self.env.pop(var, None)
 
     # --- helpers --------------------------------------------------------------------
-    def cli(self, *args: str, stdin: str | None = None, check: bool = True, show: str | None = None) -> str:
+    def cli(
+        self, *args: str, stdin: str | None = None, check: bool = True, show: str | None = None
+    ) -> str:
         print(f"$ {show or 'permatoken ' + ' '.join(args)}", flush=True)
         proc = subprocess.run(
             [sys.executable, "-m", "permatoken", *args],
@@ -126,17 +133,32 @@ class Demo:
         say("1. Start the sandbox (a faithful local imitation of Meta's Graph API)")
         fixtures_path = ROOT / "fixtures.json"
         self.start(
-            [sys.executable, "-m", "permatoken.sandbox", "--port", str(self.sandbox_port), "--fixtures-out", str(fixtures_path)],
+            [
+                sys.executable,
+                "-m",
+                "permatoken.sandbox",
+                "--port",
+                str(self.sandbox_port),
+                "--fixtures-out",
+                str(fixtures_path),
+            ],
             ROOT / "sandbox.log",
         )
-        self._wait_for(lambda: fixtures_path.exists() and self._up(self.sandbox_url + "/_sandbox/clock"), "sandbox")
+        self._wait_for(
+            lambda: fixtures_path.exists() and self._up(self.sandbox_url + "/_sandbox/clock"),
+            "sandbox",
+        )
         fx = json.loads(fixtures_path.read_text())
         print(f"sandbox on {self.sandbox_url}; seeded world in {fixtures_path}")
         # Demo tokens live for minutes instead of 60 days so renewals happen while you watch.
-        self.sandbox("PATCH", "/_sandbox/config", {"long_lived_lifetime": 180, "dashboard_lifetime": 300})
+        self.sandbox(
+            "PATCH", "/_sandbox/config", {"long_lived_lifetime": 180, "dashboard_lifetime": 300}
+        )
         app = fx["apps"][0]
         admin = fx["tokens"]["system_user"]
-        t60 = self.sandbox("POST", "/_sandbox/tokens", {"kind": "system_user_60d", "app_id": app["id"]})
+        t60 = self.sandbox(
+            "POST", "/_sandbox/tokens", {"kind": "system_user_60d", "app_id": app["id"]}
+        )
         dash = self.sandbox("POST", "/_sandbox/tokens", {"kind": "dashboard", "app_id": app["id"]})
         secret_file = ROOT / "app-secret.txt"
         secret_file.write_text(app["secret"])
@@ -147,16 +169,41 @@ class Demo:
 
         say("3. Add tokens: permatoken asks Meta's debug_token what each one really is")
         self.cli(
-            "add", "demo/messaging", "--issuer", "meta-system-refresh", "--app-id", app["id"],
-            "--app-secret-file", str(secret_file), "--waba-id", fx["wabas"][0]["id"],
-            "--phone-number-id", fx["phone_numbers"][0]["id"],
+            "add",
+            "demo/messaging",
+            "--issuer",
+            "meta-system-refresh",
+            "--app-id",
+            app["id"],
+            "--app-secret-file",
+            str(secret_file),
+            "--waba-id",
+            fx["wabas"][0]["id"],
+            "--phone-number-id",
+            fx["phone_numbers"][0]["id"],
             stdin=t60["value"],
             show=f"permatoken add demo/messaging --issuer meta-system-refresh --app-id {app['id']} --app-secret-file app-secret.txt < token.txt",
         )
-        self.cli("add", "demo/admin", "--issuer", "manual", "--app-id", app["id"], stdin=admin["value"],
-                 show=f"permatoken add demo/admin --app-id {app['id']} < admin-token.txt")
-        self.cli("add", "demo/dashboard", "--issuer", "manual", "--app-id", app["id"], stdin=dash["value"],
-                 show=f"permatoken add demo/dashboard --app-id {app['id']} < dashboard-token.txt")
+        self.cli(
+            "add",
+            "demo/admin",
+            "--issuer",
+            "manual",
+            "--app-id",
+            app["id"],
+            stdin=admin["value"],
+            show=f"permatoken add demo/admin --app-id {app['id']} < admin-token.txt",
+        )
+        self.cli(
+            "add",
+            "demo/dashboard",
+            "--issuer",
+            "manual",
+            "--app-id",
+            app["id"],
+            stdin=dash["value"],
+            show=f"permatoken add demo/dashboard --app-id {app['id']} < dashboard-token.txt",
+        )
         # Minute-scale policy for the demo's minute-scale tokens (defaults: 14, 7, 3, 1 days).
         self.cli("policy", "set", "demo/dashboard", "--remind-before", "4m,2m,1m")
         self.cli("status")
@@ -176,15 +223,27 @@ class Demo:
 
     def serve(self) -> None:
         say("4. Run the service: scheduler + HTTP API (tokens renew at 2/3 of their 3-minute life)")
-        print("Notices go to a local webhook (Apprise json://) and are printed as `notice |` lines.")
-        key = self.cli("keys", "create", "--role", "admin", "--name", "demo", show="permatoken keys create --role admin --name demo").strip()
+        print(
+            "Notices go to a local webhook (Apprise json://) and are printed as `notice |` lines."
+        )
+        key = self.cli(
+            "keys",
+            "create",
+            "--role",
+            "admin",
+            "--name",
+            "demo",
+            show="permatoken keys create --role admin --name demo",
+        ).strip()
         log = ROOT / "serve.log"
         self.start([sys.executable, "-m", "permatoken", "serve", "--port", str(self.api_port)], log)
         api = f"http://127.0.0.1:{self.api_port}"
         self._wait_for(lambda: self._up(api + "/healthz"), "permatoken serve")
         print(f"API: {api}   (OpenAPI document: {api}/openapi.json)")
         print(f"demo admin key: {key}")
-        print(f"read a token:   curl -s -H 'Authorization: Bearer {key}' {api}/v1/tokens/demo/messaging")
+        print(
+            f"read a token:   curl -s -H 'Authorization: Bearer {key}' {api}/v1/tokens/demo/messaging"
+        )
         print("Watching for renewals (Ctrl-C to stop)…")
         deadline = None if self.duration is None else time.monotonic() + self.duration
         seen = 0
@@ -231,7 +290,12 @@ class Demo:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m permatoken.demo", description=__doc__)
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl-C)",
+    )
     args = parser.parse_args(argv)
     demo = Demo(args.duration)
     try:

@@ -9,7 +9,13 @@ from .models import Health, VersionMeta
 DEFAULT_EXPIRING_WITHIN = timedelta(days=14)
 
 
-def assess(stored: Health, meta: VersionMeta | None, now: datetime, *, expiring_within: timedelta = DEFAULT_EXPIRING_WITHIN) -> Health:
+def assess(
+    stored: Health,
+    meta: VersionMeta | None,
+    now: datetime,
+    *,
+    expiring_within: timedelta = DEFAULT_EXPIRING_WITHIN,
+) -> Health:
     """The health to show: a stored bad verdict wins; otherwise expiry decides.
 
     A token whose last real call failed stays ``invalid``/``failing``/``needs_human`` until a
@@ -17,7 +23,7 @@ def assess(stored: Health, meta: VersionMeta | None, now: datetime, *, expiring_
     """
     if stored in (Health.INVALID, Health.NEEDS_HUMAN, Health.FAILING, Health.RENEWING):
         if meta is not None and meta.expires_at is not None and meta.expires_at <= now:
-            return Health.EXPIRED if stored is not Health.RENEWING else Health.EXPIRED
+            return Health.EXPIRED
         return stored
     if meta is None:
         return Health.NEEDS_HUMAN
@@ -38,7 +44,11 @@ def describe_left(expires_at: datetime | None, now: datetime) -> str:
     seconds = (expires_at - now).total_seconds()
     if seconds <= 0:
         ago = -seconds
-        return f"expired {ago / 86400:.0f} d ago" if ago >= 86400 else f"expired {ago / 3600:.0f} h ago"
+        return (
+            f"expired {ago / 86400:.0f} d ago"
+            if ago >= 86400
+            else f"expired {ago / 3600:.0f} h ago"
+        )
     if seconds < 3600:
         return f"{max(seconds / 60, 1):.0f} min"
     if seconds < 86400 * 2:

@@ -82,9 +82,13 @@ def validate_token_value(raw: str, *, what: str = "token") -> Secret:
     elif raw.endswith("\n"):
         raw = raw[:-1]
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
-        raise InputError(f"{what} is longer than {MAX_TOKEN_BYTES} bytes", hint="check you read the right file")
+        raise InputError(
+            f"{what} is longer than {MAX_TOKEN_BYTES} bytes", hint="check you read the right file"
+        )
     if not raw:
-        raise InputError(f"{what} is empty", hint="pipe the value on stdin, or use --token-file / --from-env")
+        raise InputError(
+            f"{what} is empty", hint="pipe the value on stdin, or use --token-file / --from-env"
+        )
     if not raw.strip():
         raise InputError(f"{what} is only whitespace")
     for ch in raw:
@@ -170,7 +174,9 @@ class CredentialStatus:
             "health": self.credential.health.value,
             "health_reason": self.credential.health_reason,
             "expires_at": isoformat(expires),
-            "days_left": None if expires is None else round((expires - now).total_seconds() / 86400, 2),
+            "days_left": None
+            if expires is None
+            else round((expires - now).total_seconds() / 86400, 2),
             "version": cur.version if cur else None,
             "issuer": self.credential.issuer,
             "token_type": cur.meta.token_type if cur else None,
@@ -186,7 +192,9 @@ class CredentialStatus:
         }
 
 
-def _policy_json(layer: dict[str, Any], policy: Any, resolve: Any, describe: Any, summary: Any) -> dict[str, Any]:
+def _policy_json(
+    layer: dict[str, Any], policy: Any, resolve: Any, describe: Any, summary: Any
+) -> dict[str, Any]:
     try:
         effective = policy if policy is not None else resolve(layer)
     except InputError as exc:

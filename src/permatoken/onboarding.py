@@ -62,17 +62,37 @@ def add_credential(
         if token is None:
             issuer = issuer_for(spec.issuer)
             if not issuer.recovers_dead:
-                raise InputError(f"the {spec.issuer} issuer cannot obtain a first value; supply the token")
+                raise InputError(
+                    f"the {spec.issuer} issuer cannot obtain a first value; supply the token"
+                )
             from .models import Credential
 
-            draft = Credential(0, spec.name, "", spec.issuer, spec.purpose, spec.business_id, spec.waba_ids,
-                               spec.phone_number_id, spec.app_id, Health.OK, None, dict(spec.options), dict(spec.policy))
+            draft = Credential(
+                0,
+                spec.name,
+                "",
+                spec.issuer,
+                spec.purpose,
+                spec.business_id,
+                spec.waba_ids,
+                spec.phone_number_id,
+                spec.app_id,
+                Health.OK,
+                None,
+                dict(spec.options),
+                dict(spec.policy),
+            )
             ctx = IssueContext(
-                credential=draft, current=None, now=now, graph=engine.graph, http=engine.http,
+                credential=draft,
+                current=None,
+                now=now,
+                graph=engine.graph,
+                http=engine.http,
                 current_token=lambda: (_ for _ in ()).throw(InputError("no current token")),
                 app_secret=lambda: store.app_secret(spec.app_id or ""),
                 secret=lambda s: _draft_secret(secrets or {}, s),
-                reveal_credential=store.reveal, current_dead=True,
+                reveal_credential=store.reveal,
+                current_dead=True,
             )
             obtained = issuer.obtain(ctx)
             token = obtained.token
@@ -92,16 +112,29 @@ def add_credential(
                 ) from exc
             said = engine.describe(result)
             if not result.is_valid:
-                raise InputError(f"refusing to store an invalid token. {said.summary}", hint=said.advice)
+                raise InputError(
+                    f"refusing to store an invalid token. {said.summary}", hint=said.advice
+                )
             if result.app_id and result.app_id != spec.app_id:
-                raise InputError(f"the token belongs to app {result.app_id}, not {spec.app_id}", hint="pass the right --app-id")
+                raise InputError(
+                    f"the token belongs to app {result.app_id}, not {spec.app_id}",
+                    hint="pass the right --app-id",
+                )
             meta = meta_from_debug(result, now=now, summary=said.summary)
             verdict_text, advice = said.summary, said.advice
         else:
             if not never_expires and expiry is None and token_type is None:
-                raise InputError("cannot learn the expiry offline: give --expires-at or --never-expires")
-            meta = VersionMeta(token_type=token_type, expires_at=None if never_expires else expiry, waba_ids=spec.waba_ids)
-        status = store.add_credential(spec, token, meta, secrets=secrets, health=assess(Health.OK, meta, now), actor=actor)
+                raise InputError(
+                    "cannot learn the expiry offline: give --expires-at or --never-expires"
+                )
+            meta = VersionMeta(
+                token_type=token_type,
+                expires_at=None if never_expires else expiry,
+                waba_ids=spec.waba_ids,
+            )
+        status = store.add_credential(
+            spec, token, meta, secrets=secrets, health=assess(Health.OK, meta, now), actor=actor
+        )
         cur = status.current
         assert cur is not None
         policy = engine.policy_for(status.credential)
@@ -116,7 +149,10 @@ def add_credential(
             due, action = now, "remind"
         store.update_credential(spec.name, next_due_at=due, next_action=action)
         if verdict_text and status.credential.issuer == "manual" and meta.expires_at is not None:
-            advice = advice or "this token is renewed by hand: permatoken will remind you before it expires"
+            advice = (
+                advice
+                or "this token is renewed by hand: permatoken will remind you before it expires"
+            )
         return AddResult(store.status(spec.name), verdict_text, advice)
     finally:
         engine.close()
@@ -124,5 +160,7 @@ def add_credential(
 
 def _draft_secret(secrets: Mapping[str, Secret], name: str) -> Secret:
     if name not in secrets:
-        raise InputError(f"the issuer needs a {name.replace('_', ' ')}; give it with --{name.replace('_', '-')}-file")
+        raise InputError(
+            f"the issuer needs a {name.replace('_', ' ')}; give it with --{name.replace('_', '-')}-file"
+        )
     return secrets[name]

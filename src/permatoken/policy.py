@@ -64,7 +64,9 @@ def parse_overrides(raw: dict[str, Any]) -> dict[str, Any]:
         elif key == "jitter":
             f = _number(value, key)
             if not 0 <= f < 0.5:
-                raise InputError("jitter must be between 0 and 0.5 (a fraction of the remaining time)")
+                raise InputError(
+                    "jitter must be between 0 and 0.5 (a fraction of the remaining time)"
+                )
             out[key] = f
         elif key == "revoke_previous":
             if not isinstance(value, bool):
@@ -77,7 +79,11 @@ def parse_overrides(raw: dict[str, Any]) -> dict[str, Any]:
             out[key] = tuple(sorted((_seconds(v, key) for v in items), reverse=True))
         else:
             out[key] = _seconds(value, key)
-    if out.get("backoff_base") and out.get("backoff_cap") and out["backoff_cap"] < out["backoff_base"]:
+    if (
+        out.get("backoff_base")
+        and out.get("backoff_cap")
+        and out["backoff_cap"] < out["backoff_base"]
+    ):
         raise InputError("backoff_cap must be at least backoff_base")
     return out
 
@@ -161,7 +167,7 @@ def renewal_due_at(
 
 def backoff(policy: Policy, attempt: int, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry ``attempt`` (1-based): capped exponential, full jitter on top half."""
-    raw = min(policy.backoff_cap, policy.backoff_base * (2 ** max(attempt - 1, 0)))
+    raw = float(min(policy.backoff_cap, policy.backoff_base * (2 ** max(attempt - 1, 0))))
     r = (rng or random).random()
     return raw / 2 + raw / 2 * r
 
@@ -241,9 +247,7 @@ def check_layer_against_lifetime(policy: Policy, lifetime: float | None) -> None
         )
 
 
-def reminder_due(
-    policy: Policy, expires_at: datetime | None, now: datetime
-) -> float | None:
+def reminder_due(policy: Policy, expires_at: datetime | None, now: datetime) -> float | None:
     """The reminder threshold (seconds before expiry) to announce now, or None.
 
     Of the thresholds already crossed, the most urgent one: a scheduler that was down across

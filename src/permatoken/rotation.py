@@ -191,7 +191,9 @@ class RenewalEngine:
     # --- inspection ---------------------------------------------------------------
     def inspect_value(self, token: Secret, app_id: str) -> DebugTokenResult:
         """debug_token for a value that is not stored (``permatoken inspect``)."""
-        return self.graph.debug_token(token, app_id=app_id, app_secret=self.store.app_secret(app_id))
+        return self.graph.debug_token(
+            token, app_id=app_id, app_secret=self.store.app_secret(app_id)
+        )
 
     def describe(self, result: DebugTokenResult, cred: Credential | None = None) -> Verdict:
         renew_from = None
@@ -205,7 +207,9 @@ class RenewalEngine:
             )
         return verdict(result, now=self.clock.now(), renew_from=renew_from)
 
-    def inspect(self, name: str, *, version: int | None = None, canary: bool | None = None) -> Inspection:
+    def inspect(
+        self, name: str, *, version: int | None = None, canary: bool | None = None
+    ) -> Inspection:
         """Ask Meta about a stored version (current by default); store what it says."""
         cred = self.store.get(name)
         if not cred.app_id:
@@ -217,22 +221,40 @@ class RenewalEngine:
         v = self.store.version(name, version)
         token = self.store.reveal(name, v.version)
         now = self.clock.now()
-        result = self.graph.debug_token(token, app_id=cred.app_id, app_secret=self.store.app_secret(cred.app_id))
+        result = self.graph.debug_token(
+            token, app_id=cred.app_id, app_secret=self.store.app_secret(cred.app_id)
+        )
         said = self.describe(result, cred)
         canary_ok = None
         if result.is_valid and (canary if canary is not None else bool(cred.options.get("canary"))):
             canary_ok = self._canary(cred, token)
-        self.store.update_version_meta(name, v.version, meta_from_debug(result, now=now, summary=said.summary))
+        self.store.update_version_meta(
+            name, v.version, meta_from_debug(result, now=now, summary=said.summary)
+        )
         if v.state is VersionState.CURRENT:
             health = self._health_after_inspection(result, now, canary_ok)
-            fields: dict[str, Any] = {"health": health, "health_reason": None if health in (Health.OK, Health.EXPIRING) else said.summary}
+            fields: dict[str, Any] = {
+                "health": health,
+                "health_reason": None if health in (Health.OK, Health.EXPIRING) else said.summary,
+            }
             self.store.update_credential(name, **fields)
         else:
             health = Health.OK if result.is_valid else Health.INVALID
-        self._event("inspected", name, {"version": v.version, "valid": result.is_valid, "verdict": said.summary, "health": health.value})
+        self._event(
+            "inspected",
+            name,
+            {
+                "version": v.version,
+                "valid": result.is_valid,
+                "verdict": said.summary,
+                "health": health.value,
+            },
+        )
         return Inspection(result, said, health, canary_ok)
 
-    def _health_after_inspection(self, result: DebugTokenResult, now: datetime, canary_ok: bool | None) -> Health:
+    def _health_after_inspection(
+        self, result: DebugTokenResult, now: datetime, canary_ok: bool | None
+    ) -> Health:
         if not result.is_valid or canary_ok is False:
             return Health.INVALID
         return assess(Health.OK, VersionMeta(expires_at=result.expires_at, is_valid=True), now)
@@ -247,7 +269,10 @@ class RenewalEngine:
             else:
                 return True
         except GraphError as exc:
-            return exc.error.kind is not ErrorKind.TOKEN_DEAD and exc.error.kind is not ErrorKind.PERMISSION
+            return (
+                exc.error.kind is not ErrorKind.TOKEN_DEAD
+                and exc.error.kind is not ErrorKind.PERMISSION
+            )
         return True
 
     # --- rotation -----------------------------------------------------------------
@@ -318,9 +343,20 @@ class RenewalEngine:
         if cred.rotation_step:
             return self._resume(cred)
         current = self._current(name)
-        if not force and value is None and expected_version is not None and current is not None and current.version != expected_version:
-            return RotationOutcome(name, "already_rotated", current.version, expires_at=current.meta.expires_at,
-                                   message=f"another worker already rotated to version {current.version}")
+        if (
+            not force
+            and value is None
+            and expected_version is not None
+            and current is not None
+            and current.version != expected_version
+        ):
+            return RotationOutcome(
+                name,
+                "already_rotated",
+                current.version,
+                expires_at=current.meta.expires_at,
+                message=f"another worker already rotated to version {current.version}",
+            )
         return self._run(cred, current, reason=reason, value=value, token_dead=token_dead)
 
     def _current(self, name: str) -> TokenVersion | None:
@@ -329,11 +365,30 @@ class RenewalEngine:
         except NotFoundError:
             return None
 
-    def _run(self, cred: Credential, current: TokenVersion | None, *, reason: str, value: Secret | None, token_dead: bool) -> RotationOutcome:
+    def _run(
+        self,
+        cred: Credential,
+        current: TokenVersion | None,
+        *,
+        reason: str,
+        value: Secret | None,
+        token_dead: bool,
+    ) -> RotationOutcome:
         name = cred.name
         attempt = int((self._detail(name) or {}).get("attempt", 0)) + 1
-        detail: dict[str, Any] = {"attempt": attempt, "reason": reason, "from_version": current.version if current else None}
-        self.store.set_rotation(name, self.owner, RotationStep.OBTAINING, detail, ttl=self.lease_ttl, health=Health.RENEWING)
+        detail: dict[str, Any] = {
+            "attempt": attempt,
+            "reason": reason,
+            "from_version": current.version if current else None,
+        }
+        self.store.set_rotation(
+            name,
+            self.owner,
+            RotationStep.OBTAINING,
+            detail,
+            ttl=self.lease_ttl,
+            health=Health.RENEWING,
+        )
         self._event("rotation.started", name, {"reason": reason, "attempt": attempt})
         _crash_point(RotationStep.OBTAINING)
         issuer = issuer_for(cred.issuer)
@@ -345,17 +400,32 @@ class RenewalEngine:
                     obtained = issuer.obtain(self._context(cred, current, dead=token_dead))
                 except GraphError as exc:
                     # The current token turned out dead during the call: retry once on the dead path.
-                    if exc.error.kind is ErrorKind.TOKEN_DEAD and not token_dead and not issuer.recovers_dead:
+                    if (
+                        exc.error.kind is ErrorKind.TOKEN_DEAD
+                        and not token_dead
+                        and not issuer.recovers_dead
+                    ):
                         obtained = issuer.obtain(self._context(cred, current, dead=True))
                     else:
                         raise
         except (GraphError, RotationError) as exc:
             return self._failed(cred, current, exc, attempt)
-        meta = VersionMeta(token_type=obtained.token_type, expires_at=obtained.expires_at if obtained.expiry_known else None)
-        pending = self.store.add_pending(
-            name, obtained.token, meta, companions=obtained.companions, secrets=obtained.secret_updates
+        meta = VersionMeta(
+            token_type=obtained.token_type,
+            expires_at=obtained.expires_at if obtained.expiry_known else None,
         )
-        detail |= {"version": pending.version, "old_stays_valid": obtained.old_stays_valid, "expiry_known": obtained.expiry_known}
+        pending = self.store.add_pending(
+            name,
+            obtained.token,
+            meta,
+            companions=obtained.companions,
+            secrets=obtained.secret_updates,
+        )
+        detail |= {
+            "version": pending.version,
+            "old_stays_valid": obtained.old_stays_valid,
+            "expiry_known": obtained.expiry_known,
+        }
         self.store.set_rotation(name, self.owner, RotationStep.PENDING, detail, ttl=self.lease_ttl)
         _crash_point(RotationStep.PENDING)
         return self._resume(self.store.get(name))
@@ -369,61 +439,123 @@ class RenewalEngine:
             pending = self._pending(name)
             if pending is None:
                 # Died before the value was stored: nothing to keep, start the attempt over.
-                self.store.set_rotation(name, self.owner, None, {"attempt": detail.get("attempt", 1)})
-                return self._run(self.store.get(name), self._current(name), reason=str(detail.get("reason", "resume")), value=None, token_dead=False)
+                self.store.set_rotation(
+                    name, self.owner, None, {"attempt": detail.get("attempt", 1)}
+                )
+                return self._run(
+                    self.store.get(name),
+                    self._current(name),
+                    reason=str(detail.get("reason", "resume")),
+                    value=None,
+                    token_dead=False,
+                )
             detail["version"] = pending.version
-            self.store.set_rotation(name, self.owner, RotationStep.PENDING, detail, ttl=self.lease_ttl)
+            self.store.set_rotation(
+                name, self.owner, RotationStep.PENDING, detail, ttl=self.lease_ttl
+            )
             step = RotationStep.PENDING
         if "version" not in detail:
             # Detail lost or written by an older version: the database still knows the version.
-            found = self._pending(name) if step in (RotationStep.PENDING, RotationStep.VERIFIED) else self._current(name)
+            found = (
+                self._pending(name)
+                if step in (RotationStep.PENDING, RotationStep.VERIFIED)
+                else self._current(name)
+            )
             if found is None:
-                self.store.set_rotation(name, self.owner, None, {"attempt": detail.get("attempt", 1)})
-                return RotationOutcome(name, "failed", message="unfinished rotation had no version to resume; cleared")
+                self.store.set_rotation(
+                    name, self.owner, None, {"attempt": detail.get("attempt", 1)}
+                )
+                return RotationOutcome(
+                    name, "failed", message="unfinished rotation had no version to resume; cleared"
+                )
             detail["version"] = found.version
         number = int(detail["version"])
         if step is RotationStep.PENDING:
             failure = self._verify(cred, number, detail)
             if failure is not None:
                 return failure
-            self.store.set_rotation(name, self.owner, RotationStep.VERIFIED, detail, ttl=self.lease_ttl)
+            self.store.set_rotation(
+                name, self.owner, RotationStep.VERIFIED, detail, ttl=self.lease_ttl
+            )
             _crash_point(RotationStep.VERIFIED)
             step = RotationStep.VERIFIED
         if step is RotationStep.VERIFIED:
             self.store.promote(name, number)
-            self.store.set_rotation(name, self.owner, RotationStep.PROMOTED, detail, ttl=self.lease_ttl)
+            self.store.set_rotation(
+                name, self.owner, RotationStep.PROMOTED, detail, ttl=self.lease_ttl
+            )
             _crash_point(RotationStep.PROMOTED)
         return self._finalize(self.store.get(name), number, detail)
 
-    def _verify(self, cred: Credential, number: int, detail: dict[str, Any]) -> RotationOutcome | None:
+    def _verify(
+        self, cred: Credential, number: int, detail: dict[str, Any]
+    ) -> RotationOutcome | None:
         name = cred.name
         issuer = issuer_for(cred.issuer)
         if not (issuer.meta and cred.app_id):
             return None  # nothing upstream can vouch for it; keep the issuer's facts
         try:
-            insp = self.inspect(name, version=number)
+            insp: Inspection | None = self.inspect(name, version=number)
         except GraphError as exc:
             if exc.error.kind in (ErrorKind.THROTTLED, ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                 # Could not ask: leave the step at pending so the next attempt verifies again.
-                retry = self.clock.now() + timedelta(seconds=exc.error.retry_after or backoff(self.policy_for(cred), int(detail.get("attempt", 1))))
-                self.store.set_rotation(name, self.owner, RotationStep.PENDING, detail, next_due_at=retry, next_action="renew")
-                return RotationOutcome(name, "deferred", message=f"verification postponed: {exc.error.describe()}", retry_at=retry)
+                retry = self.clock.now() + timedelta(
+                    seconds=exc.error.retry_after
+                    or backoff(self.policy_for(cred), int(detail.get("attempt", 1)))
+                )
+                self.store.set_rotation(
+                    name,
+                    self.owner,
+                    RotationStep.PENDING,
+                    detail,
+                    next_due_at=retry,
+                    next_action="renew",
+                )
+                return RotationOutcome(
+                    name,
+                    "deferred",
+                    message=f"verification postponed: {exc.error.describe()}",
+                    retry_at=retry,
+                )
             insp = None
             why = exc.error.describe()
         else:
+            assert insp is not None
             why = insp.verdict.summary
         if insp is not None and insp.result.is_valid and insp.canary_ok is not False:
             if cred.app_id and insp.result.app_id and insp.result.app_id != cred.app_id:
                 why = f"the new token belongs to app {insp.result.app_id}, not {cred.app_id}"
             else:
                 return None
-        self.store.set_version_state(name, number, VersionState.RETIRED, reason=f"failed verification: {why}")
+        self.store.set_version_state(
+            name, number, VersionState.RETIRED, reason=f"failed verification: {why}"
+        )
         policy = self.policy_for(cred)
         retry = self.clock.now() + timedelta(seconds=backoff(policy, int(detail.get("attempt", 1))))
-        self.store.set_rotation(name, self.owner, None, {"attempt": detail.get("attempt", 1), "last_error": why}, health=Health.FAILING, health_reason=f"new token failed verification: {why}", next_due_at=retry, next_action="renew")
+        self.store.set_rotation(
+            name,
+            self.owner,
+            None,
+            {"attempt": detail.get("attempt", 1), "last_error": why},
+            health=Health.FAILING,
+            health_reason=f"new token failed verification: {why}",
+            next_due_at=retry,
+            next_action="renew",
+        )
         self._event("rotation.failed", name, {"step": "verify", "reason": why})
-        log.warning("%s: the new token failed verification (%s); version %s stays current", name, why, detail.get("from_version"))
-        return RotationOutcome(name, "failed", message=f"new token failed verification: {why}; the current version is kept", retry_at=retry, health=Health.FAILING)
+        log.warning(
+            "%s: the new token failed verification (%s); version %s stays current",
+            name,
+            why,
+            detail.get("from_version"),
+        )
+        return RotationOutcome(
+            name,
+            "failed",
+            message=f"new token failed verification: {why}; the current version is kept",
+            retry_at=retry,
+            health=Health.FAILING,
+        )
 
     def _finalize(self, cred: Credential, number: int, detail: dict[str, Any]) -> RotationOutcome:
         name = cred.name
@@ -432,23 +564,59 @@ class RenewalEngine:
         if prev is not None and not detail.get("old_stays_valid", True):
             with contextlib.suppress(NotFoundError):
                 if self.store.version(name, prev).state is VersionState.PREVIOUS:
-                    self.store.set_version_state(name, prev, VersionState.RETIRED, reason="the issuer invalidated it")
+                    self.store.set_version_state(
+                        name, prev, VersionState.RETIRED, reason="the issuer invalidated it"
+                    )
         now = self.clock.now()
         policy = self.policy_for(cred)
-        due, action = plan_next(policy, new, cred, now, has_previous=prev is not None and detail.get("old_stays_valid", True))
+        due, action = plan_next(
+            policy,
+            new,
+            cred,
+            now,
+            has_previous=prev is not None and detail.get("old_stays_valid", True),
+        )
         health = assess(Health.OK, new.meta, now)
-        self.store.set_rotation(name, self.owner, None, None, health=health, health_reason=None, next_due_at=due, next_action=action)
+        self.store.set_rotation(
+            name,
+            self.owner,
+            None,
+            None,
+            health=health,
+            health_reason=None,
+            next_due_at=due,
+            next_action=action,
+        )
         _crash_point("finalized")
         self._event("rotation.completed", name, {"version": number, "previous": prev})
-        log.info("%s: renewed, now version %d, expires %s", name, number, isoformat(new.meta.expires_at) or "never")
+        log.info(
+            "%s: renewed, now version %d, expires %s",
+            name,
+            number,
+            isoformat(new.meta.expires_at) or "never",
+        )
         for listener in list(self.on_promote):
             try:
                 listener(name, number)
             except Exception:  # a subscriber must never break a rotation
                 log.exception("promotion listener failed for %s", name)
-        return RotationOutcome(name, "rotated", number, prev, new.meta.expires_at, message=f"now at version {number}", health=health)
+        return RotationOutcome(
+            name,
+            "rotated",
+            number,
+            prev,
+            new.meta.expires_at,
+            message=f"now at version {number}",
+            health=health,
+        )
 
-    def _failed(self, cred: Credential, current: TokenVersion | None, exc: GraphError | RotationError, attempt: int) -> RotationOutcome:
+    def _failed(
+        self,
+        cred: Credential,
+        current: TokenVersion | None,
+        exc: GraphError | RotationError,
+        attempt: int,
+    ) -> RotationOutcome:
         name = cred.name
         now = self.clock.now()
         policy = self.policy_for(cred)
@@ -458,14 +626,23 @@ class RenewalEngine:
             kind = info.kind.value
             retry_after = info.retry_after
             message = info.describe()
-            human = info.kind in (ErrorKind.TOKEN_DEAD, ErrorKind.PERMISSION, ErrorKind.BAD_REQUEST, ErrorKind.WRONG_TOKEN_KIND)
+            human = info.kind in (
+                ErrorKind.TOKEN_DEAD,
+                ErrorKind.PERMISSION,
+                ErrorKind.BAD_REQUEST,
+                ErrorKind.WRONG_TOKEN_KIND,
+            )
         else:
             kind = str(getattr(exc, "reason", "upstream"))
             retry_after = getattr(exc, "retry_after", None)
             message = exc.message
             human = bool(getattr(exc, "needs_human", False))
         if human:
-            health, status, retry = Health.NEEDS_HUMAN, "needs_human", now + timedelta(seconds=policy.backoff_cap)
+            health, status, retry = (
+                Health.NEEDS_HUMAN,
+                "needs_human",
+                now + timedelta(seconds=policy.backoff_cap),
+            )
         elif kind == "throttled":
             keep = assess(Health.OK, current.meta if current else None, now)
             health, status = keep, "deferred"
@@ -474,24 +651,75 @@ class RenewalEngine:
             health = Health.FAILING
             status = "failed"
             retry = now + timedelta(seconds=retry_after or backoff(policy, attempt))
-        if current is not None and current.meta.expires_at is not None and current.meta.expires_at <= now:
+        if (
+            current is not None
+            and current.meta.expires_at is not None
+            and current.meta.expires_at <= now
+        ):
             health = Health.EXPIRED if health is not Health.NEEDS_HUMAN else health
         hint = getattr(exc, "hint", None)
         detail = {"attempt": attempt, "last_error": message, "kind": kind}
-        self.store.set_rotation(name, self.owner, None, detail, health=health, health_reason=message + (f" — {hint}" if hint else ""), next_due_at=retry, next_action="renew")
+        self.store.set_rotation(
+            name,
+            self.owner,
+            None,
+            detail,
+            health=health,
+            health_reason=message + (f" — {hint}" if hint else ""),
+            next_due_at=retry,
+            next_action="renew",
+        )
         # A throttle is a delay, not a failure: it must not count in failure metrics or notices.
         event = "rotation.deferred" if status == "deferred" else "rotation.failed"
-        self._event(event, name, {"step": "obtain", "kind": kind, "reason": message, "attempt": attempt, "needs_human": human})
-        log.warning("%s: renewal %s (%s): %s; next attempt %s", name, status, kind, message, isoformat(retry))
-        return RotationOutcome(name, status, current.version if current else None, message=message, retry_at=retry, health=health)
+        self._event(
+            event,
+            name,
+            {
+                "step": "obtain",
+                "kind": kind,
+                "reason": message,
+                "attempt": attempt,
+                "needs_human": human,
+            },
+        )
+        log.warning(
+            "%s: renewal %s (%s): %s; next attempt %s",
+            name,
+            status,
+            kind,
+            message,
+            isoformat(retry),
+        )
+        return RotationOutcome(
+            name,
+            status,
+            current.version if current else None,
+            message=message,
+            retry_at=retry,
+            health=health,
+        )
 
     # --- failure reports ------------------------------------------------------------
-    def report_failure(self, name: str, version: int, *, code: int | None = None, subcode: int | None = None, actor: str = "client") -> RotationOutcome:
+    def report_failure(
+        self,
+        name: str,
+        version: int,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        actor: str = "client",
+    ) -> RotationOutcome:
         """A client says ``version`` got a dead-token error. Collapses concurrent reports into one renewal."""
         current = self._current(name)
         if current is not None and current.version > version:
-            return RotationOutcome(name, "newer_exists", current.version, expires_at=current.meta.expires_at)
-        self._event("failure.reported", name, {"version": version, "code": code, "subcode": subcode, "actor": actor})
+            return RotationOutcome(
+                name, "newer_exists", current.version, expires_at=current.meta.expires_at
+            )
+        self._event(
+            "failure.reported",
+            name,
+            {"version": version, "code": code, "subcode": subcode, "actor": actor},
+        )
         with self._exclusive(name) as held:
             if not held:
                 return RotationOutcome(name, "busy", message="another worker holds the lease")
@@ -500,17 +728,31 @@ class RenewalEngine:
                 return self._resume(cred)
             current = self._current(name)
             if current is not None and current.version > version:
-                return RotationOutcome(name, "newer_exists", current.version, expires_at=current.meta.expires_at)
+                return RotationOutcome(
+                    name, "newer_exists", current.version, expires_at=current.meta.expires_at
+                )
             issuer = issuer_for(cred.issuer)
             if issuer.meta and cred.app_id:
                 try:
                     insp = self.inspect(name)
                 except GraphError as exc:
-                    return RotationOutcome(name, "failed", version, message=f"could not confirm with Meta: {exc.error.describe()}")
+                    return RotationOutcome(
+                        name,
+                        "failed",
+                        version,
+                        message=f"could not confirm with Meta: {exc.error.describe()}",
+                    )
                 if insp.result.is_valid and insp.canary_ok is not False:
-                    return RotationOutcome(name, "still_valid", version, expires_at=insp.result.expires_at,
-                                           message="Meta says the token is valid; the error was not a dead token")
-            return self._run(self.store.get(name), current, reason="reported_dead", value=None, token_dead=True)
+                    return RotationOutcome(
+                        name,
+                        "still_valid",
+                        version,
+                        expires_at=insp.result.expires_at,
+                        message="Meta says the token is valid; the error was not a dead token",
+                    )
+            return self._run(
+                self.store.get(name), current, reason="reported_dead", value=None, token_dead=True
+            )
 
     # --- previous versions ----------------------------------------------------------
     def retire_previous(self, name: str) -> list[int]:
@@ -520,12 +762,21 @@ class RenewalEngine:
         now = self.clock.now()
         done = []
         for v in self.store.versions(name):
-            if v.state is not VersionState.PREVIOUS or v.state_changed_at + timedelta(seconds=policy.grace) > now:
+            if (
+                v.state is not VersionState.PREVIOUS
+                or v.state_changed_at + timedelta(seconds=policy.grace) > now
+            ):
                 continue
-            if policy.revoke_previous and issuer_for(cred.issuer).meta and (v.meta.expires_at is None or v.meta.expires_at > now):
+            if (
+                policy.revoke_previous
+                and issuer_for(cred.issuer).meta
+                and (v.meta.expires_at is None or v.meta.expires_at > now)
+            ):
                 self.revoke(name, v.version)
             else:
-                self.store.set_version_state(name, v.version, VersionState.RETIRED, reason="grace period over")
+                self.store.set_version_state(
+                    name, v.version, VersionState.RETIRED, reason="grace period over"
+                )
             done.append(v.version)
         return done
 
@@ -542,10 +793,19 @@ class RenewalEngine:
                 cur = self.store.version(name)
                 if cur.version != v.version:
                     caller = self.store.reveal(name, cur.version)
-            self.graph.revoke_token(token, caller_token=caller, app_id=cred.app_id, app_secret=self.store.app_secret(cred.app_id))
+            self.graph.revoke_token(
+                token,
+                caller_token=caller,
+                app_id=cred.app_id,
+                app_secret=self.store.app_secret(cred.app_id),
+            )
         self.store.set_version_state(name, v.version, VersionState.REVOKED, reason="revoked")
         if v.state is VersionState.CURRENT:
-            self.store.update_credential(name, health=Health.NEEDS_HUMAN, health_reason="the current version was revoked; add or rotate a new one")
+            self.store.update_credential(
+                name,
+                health=Health.NEEDS_HUMAN,
+                health_reason="the current version was revoked; add or rotate a new one",
+            )
         self._event("version.revoked", name, {"version": v.version})
         return self.store.version(name, v.version)
 
@@ -578,9 +838,13 @@ class RenewalEngine:
         from .store.schema import credentials
 
         with self.store.read() as conn:
-            return conn.execute(sa.select(credentials.c.rotation_detail).where(credentials.c.name == name)).scalar()  # type: ignore[no-any-return]
+            return conn.execute(
+                sa.select(credentials.c.rotation_detail).where(credentials.c.name == name)
+            ).scalar()
 
-    def _context(self, cred: Credential, current: TokenVersion | None, *, dead: bool) -> IssueContext:
+    def _context(
+        self, cred: Credential, current: TokenVersion | None, *, dead: bool
+    ) -> IssueContext:
         name = cred.name
         return IssueContext(
             credential=cred,
@@ -603,12 +867,25 @@ class RenewalEngine:
                 log.exception("event listener failed for %s", name)
 
 
-def plan_next(policy: Policy, current: TokenVersion, cred: Credential, now: datetime, *, has_previous: bool = False) -> tuple[datetime | None, str | None]:
+def plan_next(
+    policy: Policy,
+    current: TokenVersion,
+    cred: Credential,
+    now: datetime,
+    *,
+    has_previous: bool = False,
+) -> tuple[datetime | None, str | None]:
     """The next thing to do for a credential and when (pure)."""
     candidates: list[tuple[datetime, str]] = []
     meta = current.meta
     automatic = issuer_for(cred.issuer).automatic
-    due = renewal_due_at(policy, issued_at=meta.issued_at, expires_at=meta.expires_at, created_at=current.created_at, jitter_seed=cred.name)
+    due = renewal_due_at(
+        policy,
+        issued_at=meta.issued_at,
+        expires_at=meta.expires_at,
+        created_at=current.created_at,
+        jitter_seed=cred.name,
+    )
     if due is not None and automatic:
         candidates.append((due, "renew"))
     if meta.expires_at is None or not automatic:
@@ -628,5 +905,13 @@ def plan_next(policy: Policy, current: TokenVersion, cred: Credential, now: date
     return at, action
 
 
-__all__ = ["CRASH_ENV", "Inspection", "RenewalEngine", "RotationOutcome", "RotationStep", "meta_from_debug", "plan_next"]
+__all__ = [
+    "CRASH_ENV",
+    "Inspection",
+    "RenewalEngine",
+    "RotationOutcome",
+    "RotationStep",
+    "meta_from_debug",
+    "plan_next",
+]
 _ = replace

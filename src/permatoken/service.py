@@ -62,7 +62,9 @@ def build_clock(settings: Settings) -> Clock:
 def build_graph(settings: Settings, clock: Clock | None = None) -> GraphClient:
     if clock is None:
         return GraphClient(settings.graph_url, settings.graph_version)
-    return GraphClient(settings.graph_url, settings.graph_version, clock=lambda: clock.now().timestamp())
+    return GraphClient(
+        settings.graph_url, settings.graph_version, clock=lambda: clock.now().timestamp()
+    )
 
 
 def build_engine(settings: Settings, store: Store, *, clock: Clock | None = None) -> RenewalEngine:
@@ -71,4 +73,10 @@ def build_engine(settings: Settings, store: Store, *, clock: Clock | None = None
     clock = clock or store.clock
     graph = build_graph(settings, clock)
     layers = PolicyLayers(settings, store)
-    return RenewalEngine(store, graph, clock=clock, lease_ttl=settings.lease_ttl, policy_resolver=layers.for_credential)
+    return RenewalEngine(
+        store,
+        graph,
+        clock=clock,
+        lease_ttl=settings.lease_ttl,
+        policy_resolver=layers.for_credential,
+    )

@@ -37,7 +37,9 @@ class _TomlSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self.path = path
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+    def get_field_value(
+        self, field: Any, field_name: str
+    ) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -85,7 +87,11 @@ class Settings(BaseSettings):
     #: Which notice events are sent ("renewed" is off by default).
     notify_events: list[str] = Field(
         default_factory=lambda: [
-            "reminder", "renewal_failed", "needs_human", "token_invalid", "recovered"
+            "reminder",
+            "renewal_failed",
+            "needs_human",
+            "token_invalid",
+            "recovered",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).

@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         code = result if isinstance(result, int) and not isinstance(result, bool) else 0
     except PermatokenError as exc:
         # Messages quote user input (names, paths): escape it so Rich never parses it as markup.
-        err_console.print(f"[bold red]error:[/] {escape(redact(exc.message))}", highlight=False, markup=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(redact(exc.message))}", highlight=False, markup=True
+        )
         if exc.hint:
             err_console.print(f"[dim]hint:[/] {escape(redact(exc.hint))}", highlight=False)
         code = exit_code_for(exc)

@@ -24,7 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-keys_app = typer.Typer(help="Key-encryption keys (rotate, status) and broker API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Key-encryption keys (rotate, status) and broker API keys.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 # Piped output is read by people too (CI logs, `| less`): don't squeeze tables to 80 columns.
@@ -54,11 +56,18 @@ class State:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    home: Annotated[Path | None, typer.Option("--home", help="Data directory (PERMATOKEN_HOME).")] = None,
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Database URL (PERMATOKEN_DATABASE_URL).", show_default=False)
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Data directory (PERMATOKEN_HOME).")
     ] = None,
-    key_file: Annotated[Path | None, typer.Option("--key-file", help="Key file (PERMATOKEN_KEY_FILE).")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Database URL (PERMATOKEN_DATABASE_URL).", show_default=False
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="Key file (PERMATOKEN_KEY_FILE).")
+    ] = None,
 ) -> None:
     ctx.obj = State({"home": home, "database_url": database_url, "key_file": key_file})
 
@@ -93,7 +102,11 @@ def read_token(token_file: Path | None, from_env: str | None, *, what: str = "to
         import getpass
 
         return validate_token_value(getpass.getpass(f"{what} (input hidden): "), what=what)
-    raw = sys.stdin.buffer.read(64 * 1024 + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read(64 * 1024 + 1).encode()
+    raw = (
+        sys.stdin.buffer.read(64 * 1024 + 1)
+        if hasattr(sys.stdin, "buffer")
+        else sys.stdin.read(64 * 1024 + 1).encode()
+    )
     if len(raw) > 64 * 1024:
         raise InputError(f"{what} on stdin is larger than 64 KiB; it is not a token")
     return validate_token_value(_decode(raw, "stdin"), what=f"{what} on stdin")

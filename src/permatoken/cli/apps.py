@@ -12,7 +12,9 @@ from .._exceptions import InputError
 from .._secret import Secret
 from .app import REFUSE_ARGV, app, console, print_json, read_token, state
 
-app_app = typer.Typer(help="Meta apps (id + secret) used to inspect, refresh and mint tokens.", no_args_is_help=True)
+app_app = typer.Typer(
+    help="Meta apps (id + secret) used to inspect, refresh and mint tokens.", no_args_is_help=True
+)
 app.add_typer(app_app, name="app")
 
 
@@ -27,18 +29,36 @@ def add(
     ctx: typer.Context,
     app_id: Annotated[str, typer.Argument(help="The Meta app id.")],
     secret_arg: Annotated[str | None, typer.Argument(hidden=True, show_default=False)] = None,
-    secret_file: Annotated[Path | None, typer.Option("--secret-file", help="File holding the app secret ('-' = stdin).")] = None,
-    secret_env: Annotated[str | None, typer.Option("--secret-env", help="Environment variable holding the app secret.")] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help="File holding the app secret ('-' = stdin)."),
+    ] = None,
+    secret_env: Annotated[
+        str | None,
+        typer.Option("--secret-env", help="Environment variable holding the app secret."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A label.")] = None,
-    require_app_secret: Annotated[bool, typer.Option("--require-app-secret/--no-require-app-secret", help="The app has 'Require App Secret' on.")] = False,
+    require_app_secret: Annotated[
+        bool,
+        typer.Option(
+            "--require-app-secret/--no-require-app-secret",
+            help="The app has 'Require App Secret' on.",
+        ),
+    ] = False,
 ) -> None:
     """Register a Meta app and its secret (read from a file, stdin or the environment)."""
     if secret_arg is not None:
         raise InputError(REFUSE_ARGV)
-    secret = read_app_secret(secret_file or Path("-"), secret_env) if secret_env is None else read_app_secret(None, secret_env)
+    secret = (
+        read_app_secret(secret_file or Path("-"), secret_env)
+        if secret_env is None
+        else read_app_secret(None, secret_env)
+    )
     store = state(ctx).open_store()
     try:
-        a = store.put_app(app_id, secret, name=name, require_app_secret=require_app_secret, actor="cli")
+        a = store.put_app(
+            app_id, secret, name=name, require_app_secret=require_app_secret, actor="cli"
+        )
     finally:
         store.close()
     console.print(f"app {a.id} registered")
@@ -51,7 +71,9 @@ def update(
     secret_file: Annotated[Path | None, typer.Option("--secret-file")] = None,
     secret_env: Annotated[str | None, typer.Option("--secret-env")] = None,
     name: Annotated[str | None, typer.Option()] = None,
-    require_app_secret: Annotated[bool | None, typer.Option("--require-app-secret/--no-require-app-secret")] = None,
+    require_app_secret: Annotated[
+        bool | None, typer.Option("--require-app-secret/--no-require-app-secret")
+    ] = None,
 ) -> None:
     """Change an app's secret, label or 'Require App Secret' flag."""
     secret = read_app_secret(secret_file, secret_env)

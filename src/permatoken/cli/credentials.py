@@ -49,7 +49,9 @@ def init(ctx: typer.Context) -> None:
         console.print(f"key: keeping existing key file {key_file}")
     else:
         write_key_file(key_file, [generate_key()])
-        console.print(f"key: generated {key_file} (mode 0600). Back it up: without it nothing decrypts.")
+        console.print(
+            f"key: generated {key_file} (mode 0600). Back it up: without it nothing decrypts."
+        )
     url = settings.resolved_database_url
     engine = store_engine.create_engine(url)
     try:
@@ -72,27 +74,73 @@ def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Credential name, e.g. acme/messaging.")],
     value: Annotated[str | None, typer.Argument(hidden=True, show_default=False)] = None,
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="Read the token from this file ('-' = stdin).")] = None,
-    from_env: Annotated[str | None, typer.Option("--from-env", help="Read the token from this environment variable.")] = None,
-    obtain: Annotated[bool, typer.Option("--obtain", help="Get the first value from the issuer instead of supplying one (mint, oauth2-refresh, login).")] = False,
-    issuer: Annotated[str, typer.Option(help=f"How new values are obtained: {', '.join(ISSUERS)}.")] = "manual",
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Read the token from this file ('-' = stdin)."),
+    ] = None,
+    from_env: Annotated[
+        str | None,
+        typer.Option("--from-env", help="Read the token from this environment variable."),
+    ] = None,
+    obtain: Annotated[
+        bool,
+        typer.Option(
+            "--obtain",
+            help="Get the first value from the issuer instead of supplying one (mint, oauth2-refresh, login).",
+        ),
+    ] = False,
+    issuer: Annotated[
+        str, typer.Option(help=f"How new values are obtained: {', '.join(ISSUERS)}.")
+    ] = "manual",
     business_id: Annotated[str | None, typer.Option("--business-id")] = None,
-    waba_id: Annotated[list[str] | None, typer.Option("--waba-id", help="WhatsApp Business Account id (repeatable).")] = None,
+    waba_id: Annotated[
+        list[str] | None,
+        typer.Option("--waba-id", help="WhatsApp Business Account id (repeatable)."),
+    ] = None,
     phone_number_id: Annotated[str | None, typer.Option("--phone-number-id")] = None,
-    app_id: Annotated[str | None, typer.Option("--app-id", help="The Meta app the token belongs to.")] = None,
-    app_secret_file: Annotated[Path | None, typer.Option("--app-secret-file", help="Registers the app on first use.")] = None,
+    app_id: Annotated[
+        str | None, typer.Option("--app-id", help="The Meta app the token belongs to.")
+    ] = None,
+    app_secret_file: Annotated[
+        Path | None, typer.Option("--app-secret-file", help="Registers the app on first use.")
+    ] = None,
     app_secret_env: Annotated[str | None, typer.Option("--app-secret-env")] = None,
     purpose: Annotated[str | None, typer.Option(help="messaging, management, media…")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Issuer option KEY=VALUE (repeatable), e.g. system_user_id=123.")] = None,
-    refresh_token_file: Annotated[Path | None, typer.Option("--refresh-token-file", help="oauth2-refresh: the refresh token.")] = None,
-    client_secret_file: Annotated[Path | None, typer.Option("--client-secret-file", help="oauth2-refresh: the client secret.")] = None,
-    password_file: Annotated[Path | None, typer.Option("--password-file", help="login: the password.")] = None,
-    renew_at: Annotated[str | None, typer.Option("--renew-at", help="Renew at this fraction of the lifetime (e.g. 0.66).")] = None,
-    renew_before: Annotated[str | None, typer.Option("--renew-before", help="Renew this long before expiry (e.g. 10d).")] = None,
-    token_type: Annotated[str | None, typer.Option("--token-type", help="SYSTEM_USER, USER… (offline only).")] = None,
-    expires_at: Annotated[str | None, typer.Option("--expires-at", help="ISO 8601 expiry (offline only).")] = None,
-    never_expires: Annotated[bool, typer.Option("--never-expires", help="The token never expires (offline only).")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Do not ask Meta; give --expires-at or --never-expires.")] = False,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="Issuer option KEY=VALUE (repeatable), e.g. system_user_id=123."
+        ),
+    ] = None,
+    refresh_token_file: Annotated[
+        Path | None, typer.Option("--refresh-token-file", help="oauth2-refresh: the refresh token.")
+    ] = None,
+    client_secret_file: Annotated[
+        Path | None, typer.Option("--client-secret-file", help="oauth2-refresh: the client secret.")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="login: the password.")
+    ] = None,
+    renew_at: Annotated[
+        str | None,
+        typer.Option("--renew-at", help="Renew at this fraction of the lifetime (e.g. 0.66)."),
+    ] = None,
+    renew_before: Annotated[
+        str | None, typer.Option("--renew-before", help="Renew this long before expiry (e.g. 10d).")
+    ] = None,
+    token_type: Annotated[
+        str | None, typer.Option("--token-type", help="SYSTEM_USER, USER… (offline only).")
+    ] = None,
+    expires_at: Annotated[
+        str | None, typer.Option("--expires-at", help="ISO 8601 expiry (offline only).")
+    ] = None,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="The token never expires (offline only).")
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Do not ask Meta; give --expires-at or --never-expires."),
+    ] = False,
     token: Annotated[str | None, typer.Option("--token", hidden=True)] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -109,7 +157,11 @@ def add(
     if issuer not in ISSUERS:
         raise InputError(f"unknown issuer {issuer!r}; choose one of: {', '.join(ISSUERS)}")
     options = parse_options(option or [])
-    overrides = {k: v for k, v in {"renew_at": renew_at, "renew_before": renew_before}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"renew_at": renew_at, "renew_before": renew_before}.items()
+        if v is not None
+    }
     policy_overrides = policy_mod.parse_overrides(overrides)
     if expires_at is not None and never_expires:
         raise InputError("give either --expires-at or --never-expires, not both")
@@ -122,13 +174,24 @@ def add(
         )
     app_secret = read_app_secret(app_secret_file, app_secret_env)
     secrets = {}
-    for sname, path in (("refresh_token", refresh_token_file), ("client_secret", client_secret_file), ("password", password_file)):
+    for sname, path in (
+        ("refresh_token", refresh_token_file),
+        ("client_secret", client_secret_file),
+        ("password", password_file),
+    ):
         if path is not None:
             secrets[sname] = read_token(path, None, what=sname.replace("_", " "))
     secret = None if obtain else read_token(token_file, from_env)
     spec = NewCredential(
-        name=name, issuer=issuer, purpose=purpose, business_id=business_id, waba_ids=tuple(waba_id or ()),
-        phone_number_id=phone_number_id, app_id=app_id, options=options, policy=_json_policy(policy_overrides),
+        name=name,
+        issuer=issuer,
+        purpose=purpose,
+        business_id=business_id,
+        waba_ids=tuple(waba_id or ()),
+        phone_number_id=phone_number_id,
+        app_id=app_id,
+        options=options,
+        policy=_json_policy(policy_overrides),
     )
     st = state(ctx)
     store = st.open_store()
@@ -136,9 +199,18 @@ def add(
     try:
         from ..onboarding import add_credential
 
-        result = add_credential(st.settings, store, spec, secret, secrets=secrets, app_secret=app_secret,
-                                inspect_online=inspect_online, expiry=expiry, never_expires=never_expires,
-                                token_type=token_type)
+        result = add_credential(
+            st.settings,
+            store,
+            spec,
+            secret,
+            secrets=secrets,
+            app_secret=app_secret,
+            inspect_online=inspect_online,
+            expiry=expiry,
+            never_expires=never_expires,
+            token_type=token_type,
+        )
     finally:
         store.close()
     status = result.status
@@ -176,7 +248,9 @@ def parse_options(items: list[str]) -> dict[str, object]:
 
 def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json: bool) -> None:
     if health is not None and health not in {h.value for h in Health}:
-        raise InputError(f"unknown health {health!r}; choose one of: {', '.join(h.value for h in Health)}")
+        raise InputError(
+            f"unknown health {health!r}; choose one of: {', '.join(h.value for h in Health)}"
+        )
     from ..scheduler.policies import PolicyLayers
 
     st = state(ctx)
@@ -191,7 +265,9 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
     items = []
     for row, policy in zip(rows, policies, strict=True):
         data = row.to_json(now, policy=policy)
-        data["health"] = assess(row.credential.health, row.current.meta if row.current else None, now).value
+        data["health"] = assess(
+            row.credential.health, row.current.meta if row.current else None, now
+        ).value
         if health is None or data["health"] == health:
             items.append(data)
     if as_json:
@@ -223,9 +299,13 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
 @app.command()
 def status(
     ctx: typer.Context,
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant (first name segment).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant (first name segment).")
+    ] = None,
     health: Annotated[str | None, typer.Option(help="Only this health.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="A JSON array, one object per credential.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array, one object per credential.")
+    ] = False,
 ) -> None:
     """Every credential with its health, expiry and version."""
     _status(ctx, tenant, health, as_json)
@@ -246,8 +326,12 @@ def list_(
 def get(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
-    version: Annotated[int | None, typer.Option(min=1, help="A specific version (default: current).")] = None,
-    reveal: Annotated[bool, typer.Option("--reveal", help="Print the value even to a terminal.")] = False,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="A specific version (default: current).")
+    ] = None,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Print the value even to a terminal.")
+    ] = False,
 ) -> None:
     """Print the current token: the value to a pipe (or with --reveal), else a masked fingerprint."""
     validate_name(name)
@@ -261,7 +345,9 @@ def get(
             return
     finally:
         store.close()
-    console.print(f"{name} version {v.version}: {v.fingerprint} (expires {isoformat(v.meta.expires_at) or 'never'})")
+    console.print(
+        f"{name} version {v.version}: {v.fingerprint} (expires {isoformat(v.meta.expires_at) or 'never'})"
+    )
     err_console.print("[dim]value hidden on a terminal; pipe it or use --reveal[/]")
 
 
@@ -278,7 +364,9 @@ def remove(
         store.get(name)
         if not yes:
             if not sys.stdin.isatty():
-                raise InputError(f"refusing to remove {name!r} without confirmation", hint="add --yes")
+                raise InputError(
+                    f"refusing to remove {name!r} without confirmation", hint="add --yes"
+                )
             typer.confirm(f"Remove {name} and all its versions?", abort=True)
         store.remove(name, actor="cli")
     finally:

@@ -15,7 +15,9 @@ from .app import console, keys_app, print_json, state
 @keys_app.command("rotate")
 def rotate(
     ctx: typer.Context,
-    prune: Annotated[bool, typer.Option("--prune", help="Afterwards remove old keys no row uses any more.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Afterwards remove old keys no row uses any more.")
+    ] = False,
 ) -> None:
     """Add a new key-encryption key and re-wrap every data key under it (online, resumable).
 
@@ -64,7 +66,9 @@ def _prune(store, settings) -> None:  # type: ignore[no-untyped-def]
     if len(keep) == len(keys):
         console.print("no unused keys to remove")
         return
-    if any(kek_id_of(k) not in {kek_id_of(x) for x in keep} and kek_id_of(k) in usage for k in keys):
+    if any(
+        kek_id_of(k) not in {kek_id_of(x) for x in keep} and kek_id_of(k) in usage for k in keys
+    ):
         raise CryptoError("a key still in use would be removed")
     write_key_file(path, keep)
     console.print(f"removed {len(keys) - len(keep)} unused key(s) from {path}")
@@ -91,5 +95,10 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     for col in ("KEK", "LOADED", "ACTIVE", "DATA KEYS"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["kek_id"], "yes" if r["loaded"] else "[red]no[/]", "yes" if r["active"] else "", str(r["data_keys"]))
+        table.add_row(
+            r["kek_id"],
+            "yes" if r["loaded"] else "[red]no[/]",
+            "yes" if r["active"] else "",
+            str(r["data_keys"]),
+        )
     console.print(table)

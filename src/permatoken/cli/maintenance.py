@@ -42,15 +42,21 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
                 raise PermatokenError(f"{path} does not exist", hint="run `permatoken init`")
             mode = stat.S_IMODE(path.stat().st_mode)
             if mode & 0o077:
-                raise PermatokenError(f"{path} is accessible by others (mode {mode:04o})", hint=f"chmod 700 {path}")
+                raise PermatokenError(
+                    f"{path} is accessible by others (mode {mode:04o})", hint=f"chmod 700 {path}"
+                )
             if not os.access(path, os.W_OK):
                 raise PermatokenError(f"{path} is not writable")
             return f"{path} (mode {mode:04o})"
 
         _check(results, "home directory", home)
-        keyring = _check(results, "key", lambda: load_keyring(settings.key, settings.resolved_key_file))
+        keyring = _check(
+            results, "key", lambda: load_keyring(settings.key, settings.resolved_key_file)
+        )
         if keyring is not None:
-            results[-1]["detail"] = f"{keyring.source}: {len(keyring.ids)} key(s), active {keyring.active_id}"
+            results[-1]["detail"] = (
+                f"{keyring.source}: {len(keyring.ids)} key(s), active {keyring.active_id}"
+            )
         url = settings.resolved_database_url
 
         def database() -> str:
@@ -78,7 +84,11 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
                         hint="load the key file or PERMATOKEN_KEY that holds them",
                     )
                 old = [k for k in usage if k != keyring.active_id]
-                note = f"; {len(old)} older key(s) still in use, run `permatoken keys rotate`" if old else ""
+                note = (
+                    f"; {len(old)} older key(s) still in use, run `permatoken keys rotate`"
+                    if old
+                    else ""
+                )
                 return f"all {sum(usage.values())} data keys can be unwrapped{note}"
 
             _check(results, "keys in use", keys_in_use)
@@ -98,7 +108,9 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 = any free port).")] = 8787,
-    fixtures_out: Annotated[Path | None, typer.Option("--fixtures-out", help="Write the seeded world here as JSON.")] = None,
+    fixtures_out: Annotated[
+        Path | None, typer.Option("--fixtures-out", help="Write the seeded world here as JSON.")
+    ] = None,
 ) -> None:
     """Serve the local imitation of Meta's Graph API (for tests, demos and your own integration tests)."""
     from .. import sandbox as sandbox_mod

@@ -17,11 +17,18 @@ from .app import app, console, print_json, read_token, state
 @app.command()
 def inspect(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="A stored credential; omit to inspect a token read from stdin.")] = None,
-    app_id: Annotated[str | None, typer.Option("--app-id", help="The app to ask with (for a token from stdin).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A stored credential; omit to inspect a token read from stdin."),
+    ] = None,
+    app_id: Annotated[
+        str | None, typer.Option("--app-id", help="The app to ask with (for a token from stdin).")
+    ] = None,
     token_file: Annotated[Path | None, typer.Option("--token-file")] = None,
     from_env: Annotated[str | None, typer.Option("--from-env")] = None,
-    canary: Annotated[bool, typer.Option("--canary", help="Also make a harmless call with the token.")] = False,
+    canary: Annotated[
+        bool, typer.Option("--canary", help="Also make a harmless call with the token.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ask Meta what a token really is (debug_token) and print the verdict."""
@@ -37,7 +44,10 @@ def inspect(
             result, said, health = insp.result, insp.verdict, insp.health.value
         else:
             if app_id is None:
-                raise InputError("give --app-id: debug_token is asked with the app token", hint="register the app with `permatoken app add`")
+                raise InputError(
+                    "give --app-id: debug_token is asked with the app token",
+                    hint="register the app with `permatoken app add`",
+                )
             token = read_token(token_file, from_env)
             result = engine.inspect_value(token, app_id)
             said = engine.describe(result)
@@ -46,12 +56,21 @@ def inspect(
         engine.close()
         store.close()
     if as_json:
-        print_json({
-            "name": name, "valid": result.is_valid, "type": result.type, "token_kind": str(said.token_kind),
-            "expires_at": isoformat(result.expires_at), "never_expires": result.expires_at is None and result.is_valid,
-            "scopes": list(result.scopes), "waba_ids": list(result.waba_ids), "health": health,
-            "verdict": said.summary, "advice": said.advice,
-        })
+        print_json(
+            {
+                "name": name,
+                "valid": result.is_valid,
+                "type": result.type,
+                "token_kind": str(said.token_kind),
+                "expires_at": isoformat(result.expires_at),
+                "never_expires": result.expires_at is None and result.is_valid,
+                "scopes": list(result.scopes),
+                "waba_ids": list(result.waba_ids),
+                "health": health,
+                "verdict": said.summary,
+                "advice": said.advice,
+            }
+        )
         return
     console.print(said.summary)
     if said.advice:
@@ -62,8 +81,13 @@ def inspect(
 def rotate(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
-    force: Annotated[bool, typer.Option("--force", help="Rotate again even if another worker just did.")] = False,
-    token_file: Annotated[Path | None, typer.Option("--token-file", help="Supply the new value yourself (manual issuer).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate again even if another worker just did.")
+    ] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Supply the new value yourself (manual issuer)."),
+    ] = None,
     from_env: Annotated[str | None, typer.Option("--from-env")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -81,24 +105,39 @@ def rotate(
         engine.close()
         store.close()
     if as_json:
-        print_json({
-            "name": name, "status": outcome.status, "version": outcome.version, "previous_version": outcome.previous_version,
-            "expires_at": isoformat(outcome.expires_at), "message": outcome.message, "retry_at": isoformat(outcome.retry_at),
-        })
+        print_json(
+            {
+                "name": name,
+                "status": outcome.status,
+                "version": outcome.version,
+                "previous_version": outcome.previous_version,
+                "expires_at": isoformat(outcome.expires_at),
+                "message": outcome.message,
+                "retry_at": isoformat(outcome.retry_at),
+            }
+        )
     elif outcome.ok:
         left = describe_left(outcome.expires_at, engine.clock.now())
-        console.print(f"{name}: {outcome.status}, version {outcome.version}, expires: {isoformat(outcome.expires_at) or 'never'} ({left})")
+        console.print(
+            f"{name}: {outcome.status}, version {outcome.version}, expires: {isoformat(outcome.expires_at) or 'never'} ({left})"
+        )
         if outcome.previous_version:
-            console.print(f"version {outcome.previous_version} is kept as previous through the grace period")
+            console.print(
+                f"version {outcome.previous_version} is kept as previous through the grace period"
+            )
     if not outcome.ok:
-        raise RotationError(f"{name}: {outcome.status}: {outcome.message}", name=name, status=outcome.status)
+        raise RotationError(
+            f"{name}: {outcome.status}: {outcome.message}", name=name, status=outcome.status
+        )
 
 
 @app.command()
 def revoke(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument()],
-    version: Annotated[int | None, typer.Option(min=1, help="The version to revoke (default: the previous one).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, help="The version to revoke (default: the previous one).")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
 ) -> None:
     """Revoke a version at Meta (GET /oauth/revoke) and mark it revoked."""
@@ -115,12 +154,18 @@ def revoke(
         if version is None:
             prev = [v for v in store.versions(name) if v.state is VersionState.PREVIOUS]
             if not prev:
-                raise InputError(f"{name} has no previous version to revoke", hint="give --version N (revoking the current one stops your app)")
+                raise InputError(
+                    f"{name} has no previous version to revoke",
+                    hint="give --version N (revoking the current one stops your app)",
+                )
             version = prev[-1].version
         target = store.version(name, version)
         if target.state is VersionState.CURRENT and not yes:
             if not sys.stdin.isatty():
-                raise InputError(f"version {version} is the current one; revoking it stops every app using it", hint="add --yes if you mean it")
+                raise InputError(
+                    f"version {version} is the current one; revoking it stops every app using it",
+                    hint="add --yes if you mean it",
+                )
             typer.confirm(f"Version {version} is current. Revoke it anyway?", abort=True)
         engine.revoke(name, version)
     finally:

@@ -101,7 +101,11 @@ def _serve_api(
     from ..server import BrokerConfig, create_app
 
     asgi = create_app(
-        settings, store, engine, scheduler=sched, config=BrokerConfig(metrics_public=metrics_public or settings.metrics_public)
+        settings,
+        store,
+        engine,
+        scheduler=sched,
+        config=BrokerConfig(metrics_public=metrics_public or settings.metrics_public),
     )
     broker = asgi.state.broker
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -17,7 +17,9 @@ def post(ctx: IssueContext, url: str, **kwargs: Any) -> Any:
     try:
         response = ctx.http.post(url, **kwargs)
     except httpx.TimeoutException as exc:
-        raise RotationError(f"{name}: token endpoint timed out", name=name, reason="transient", ambiguous=True) from exc
+        raise RotationError(
+            f"{name}: token endpoint timed out", name=name, reason="transient", ambiguous=True
+        ) from exc
     except httpx.HTTPError as exc:
         raise RotationError(
             f"{name}: cannot reach the token endpoint ({type(exc).__name__})",
@@ -44,9 +46,15 @@ def post(ctx: IssueContext, url: str, **kwargs: Any) -> Any:
             retry_after=float(retry) if retry.isdigit() else None,
         )
     if status >= 500:
-        raise RotationError(f"{name}: token endpoint failed with HTTP {status} ({text})", name=name, reason="transient")
+        raise RotationError(
+            f"{name}: token endpoint failed with HTTP {status} ({text})",
+            name=name,
+            reason="transient",
+        )
     if response.is_success:
-        raise RotationError(f"{name}: token endpoint answered without JSON", name=name, reason="upstream")
+        raise RotationError(
+            f"{name}: token endpoint answered without JSON", name=name, reason="upstream"
+        )
     raise RotationError(
         f"{name}: token endpoint refused with HTTP {status} ({text})",
         hint="the stored refresh token or password no longer works; supply a new one",

@@ -33,10 +33,16 @@ class LoginIssuer:
         first = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
         token = first.get("token")
         if not isinstance(token, str) or not token:
-            raise RotationError(f"{ctx.credential.name}: no users[0].token in the login answer", name=ctx.credential.name, reason="upstream")
+            raise RotationError(
+                f"{ctx.credential.name}: no users[0].token in the login answer",
+                name=ctx.credential.name,
+                reason="upstream",
+            )
         register_secret(token)
         expires_at = _parse_expires_after(first.get("expires_after"))
-        return Obtained(Secret(token), expires_at, expires_at is not None, "BSP_LOGIN", old_stays_valid=False)
+        return Obtained(
+            Secret(token), expires_at, expires_at is not None, "BSP_LOGIN", old_stays_valid=False
+        )
 
 
 def _parse_expires_after(value: object) -> datetime | None:

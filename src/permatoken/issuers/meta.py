@@ -49,7 +49,9 @@ class MetaSystemRefreshIssuer:
         issued = ctx.graph.exchange_token(
             ctx.current_token(), app_id=app_id, app_secret=ctx.app_secret(), set_60_days=True
         )
-        return Obtained(issued.value, issued.expires_at, issued.expires_at is not None, "SYSTEM_USER", True)
+        return Obtained(
+            issued.value, issued.expires_at, issued.expires_at is not None, "SYSTEM_USER", True
+        )
 
 
 class MetaSystemMintIssuer:
@@ -76,7 +78,9 @@ class MetaSystemMintIssuer:
             expiring=expiring,
         )
         # Meta documents only access_token in the answer: expiry is learned by inspection.
-        return Obtained(issued.value, issued.expires_at, issued.expires_at is not None, "SYSTEM_USER", True)
+        return Obtained(
+            issued.value, issued.expires_at, issued.expires_at is not None, "SYSTEM_USER", True
+        )
 
 
 class MetaUserExchangeIssuer:
@@ -101,4 +105,6 @@ class MetaUserExchangeIssuer:
         issued = ctx.graph.exchange_token(
             ctx.current_token(), app_id=app_id, app_secret=ctx.app_secret(), set_60_days=False
         )
-        return Obtained(issued.value, issued.expires_at, issued.expires_at is not None, "USER", True)
+        return Obtained(
+            issued.value, issued.expires_at, issued.expires_at is not None, "USER", True
+        )

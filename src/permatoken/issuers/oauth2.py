@@ -40,7 +40,11 @@ class OAuth2RefreshIssuer:
         data = post(ctx, url, data=form, headers={"Accept": "application/json"})
         access = data.get("access_token")
         if not isinstance(access, str) or not access:
-            raise RotationError(f"{ctx.credential.name}: no access_token in the answer", name=ctx.credential.name, reason="upstream")
+            raise RotationError(
+                f"{ctx.credential.name}: no access_token in the answer",
+                name=ctx.credential.name,
+                reason="upstream",
+            )
         register_secret(access)
         updates: dict[str, Secret] = {}
         new_refresh = data.get("refresh_token")
@@ -48,7 +52,11 @@ class OAuth2RefreshIssuer:
             register_secret(new_refresh)
             updates["refresh_token"] = Secret(new_refresh)
         expires_in = data.get("expires_in")
-        expires_at = ctx.now + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) and expires_in > 0 else None
+        expires_at = (
+            ctx.now + timedelta(seconds=int(expires_in))
+            if isinstance(expires_in, int | float) and expires_in > 0
+            else None
+        )
         return Obtained(
             Secret(access),
             expires_at,

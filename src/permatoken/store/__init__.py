@@ -12,7 +12,9 @@ from .repository import Store
 __all__ = ["Store", "open_store"]
 
 
-def open_store(settings: Settings, *, check_schema: bool = True, clock: Clock | None = None) -> Store:
+def open_store(
+    settings: Settings, *, check_schema: bool = True, clock: Clock | None = None
+) -> Store:
     """Open the configured database with the configured keys; refuse a wrong schema."""
     url = settings.resolved_database_url
     engine = _engine.create_engine(url)

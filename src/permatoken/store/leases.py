@@ -53,7 +53,9 @@ class LeaseMixin:
     def lease_holder(self, name: str) -> tuple[str | None, datetime | None]:
         with self.read() as conn:
             row = conn.execute(
-                sa.select(credentials.c.lease_owner, credentials.c.lease_expires_at).where(credentials.c.name == name)
+                sa.select(credentials.c.lease_owner, credentials.c.lease_expires_at).where(
+                    credentials.c.name == name
+                )
             ).first()
         return (row[0], row[1]) if row else (None, None)
 
@@ -69,7 +71,12 @@ class LeaseMixin:
     ) -> None:
         """Persist the rotation step (and other columns) only while ``owner`` holds the lease."""
         now: datetime = self._now()
-        values: dict[str, Any] = {"rotation_step": step, "rotation_detail": detail, "updated_at": now, **fields}
+        values: dict[str, Any] = {
+            "rotation_step": step,
+            "rotation_detail": detail,
+            "updated_at": now,
+            **fields,
+        }
         if ttl is not None:
             values["lease_expires_at"] = now + timedelta(seconds=ttl)
         if "health" in values and hasattr(values["health"], "value"):
@@ -81,18 +88,22 @@ class LeaseMixin:
                 .values(**values)
             )
             if not res.rowcount:
-                raise ConflictError(f"lost the lease on {name!r}; another worker took over", name=name)
+                raise ConflictError(
+                    f"lost the lease on {name!r}; another worker took over", name=name
+                )
 
     def unfinished_rotations(self) -> list[str]:
         with self.read() as conn:
             return list(
                 conn.execute(
-                    sa.select(credentials.c.name).where(credentials.c.rotation_step.is_not(None)).order_by(credentials.c.name)
+                    sa.select(credentials.c.name)
+                    .where(credentials.c.rotation_step.is_not(None))
+                    .order_by(credentials.c.name)
                 ).scalars()
             )
 
 
-class held_lease(AbstractContextManager["held_lease"]):  # noqa: N801 - used like a function
+class held_lease(AbstractContextManager["held_lease"]):
     """``with held_lease(store, name, owner, ttl): …`` (raises ConflictError when busy)."""
 
     def __init__(self, store: LeaseMixin, name: str, owner: str, ttl: float) -> None:
@@ -100,10 +111,10 @@ class held_lease(AbstractContextManager["held_lease"]):  # noqa: N801 - used lik
 
     def __enter__(self) -> held_lease:
         if not self.store.acquire_lease(self.name, self.owner, self.ttl):
-            raise ConflictError(f"{self.name!r} is being worked on by another process", name=self.name)
+            raise ConflictError(
+                f"{self.name!r} is being worked on by another process", name=self.name
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.store.release_lease(self.name, self.owner)
-
-

@@ -76,7 +76,9 @@ def _check_id(value: str | None, what: str) -> str | None:
 class Store(LeaseMixin):
     """Repository over one database. Construct with :func:`open_store` or :meth:`Store.open`."""
 
-    def __init__(self, engine: sa.Engine, keyring: Keyring, *, url: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, keyring: Keyring, *, url: str, clock: Clock | None = None
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.url = url
@@ -138,7 +140,14 @@ class Store(LeaseMixin):
         with self.read() as conn:
             rows = conn.execute(q).mappings().all()
         return [
-            Event(r["id"], r["credential_name"], r["kind"], ensure_utc(r["at"]), r["actor"], r["detail"])  # type: ignore[arg-type]
+            Event(
+                r["id"],
+                r["credential_name"],
+                r["kind"],
+                ensure_utc(r["at"]) or r["at"],
+                r["actor"],
+                r["detail"],
+            )
             for r in rows
         ]
 
@@ -156,7 +165,11 @@ class Store(LeaseMixin):
         _check_id(app_id, "app id")
         now = self._now()
         with self.write() as conn:
-            row = conn.execute(sa.select(apps).where(apps.c.id == app_id).with_for_update()).mappings().first()
+            row = (
+                conn.execute(sa.select(apps).where(apps.c.id == app_id).with_for_update())
+                .mappings()
+                .first()
+            )
             values: dict[str, Any] = {"updated_at": now}
             if name is not None:
                 values["name"] = name[:200]
@@ -172,18 +185,29 @@ class Store(LeaseMixin):
             if row is None:
                 if secret is None:
                     raise InputError(f"app {app_id} is not registered yet: its secret is required")
-                conn.execute(apps.insert().values(id=app_id, created_at=now, **({"require_app_secret": False} | values)))
+                conn.execute(
+                    apps.insert().values(
+                        id=app_id, created_at=now, **({"require_app_secret": False} | values)
+                    )
+                )
                 self.record(conn, "app.added", actor=actor, detail={"app_id": app_id})
             else:
                 conn.execute(apps.update().where(apps.c.id == app_id).values(**values))
-                self.record(conn, "app.updated", actor=actor, detail={"app_id": app_id, "secret_changed": secret is not None})
+                self.record(
+                    conn,
+                    "app.updated",
+                    actor=actor,
+                    detail={"app_id": app_id, "secret_changed": secret is not None},
+                )
         return self.get_app(app_id)
 
     def get_app(self, app_id: str) -> App:
         with self.read() as conn:
             row = conn.execute(sa.select(apps).where(apps.c.id == app_id)).mappings().first()
         if row is None:
-            raise NotFoundError(f"no app {app_id!r}", hint="register it with `permatoken app add`", app_id=app_id)
+            raise NotFoundError(
+                f"no app {app_id!r}", hint="register it with `permatoken app add`", app_id=app_id
+            )
         return _app(row)
 
     def list_apps(self) -> list[App]:
@@ -199,7 +223,9 @@ class Store(LeaseMixin):
         try:
             value = self.keyring.open(sealed, _aad_app(app_id)).decode()
         except PermatokenError as exc:
-            raise DecryptionError(f"cannot decrypt the secret of app {app_id}: {exc}", app_id=app_id) from exc
+            raise DecryptionError(
+                f"cannot decrypt the secret of app {app_id}: {exc}", app_id=app_id
+            ) from exc
         register_secret(value)
         return Secret(value)
 
@@ -223,7 +249,9 @@ class Store(LeaseMixin):
         _check_id(spec.app_id, "app id")
         for waba in spec.waba_ids:
             _check_id(waba, "WABA id")
-        if spec.purpose is not None and (len(spec.purpose) > 40 or not spec.purpose.replace("-", "").isalnum()):
+        if spec.purpose is not None and (
+            len(spec.purpose) > 40 or not spec.purpose.replace("-", "").isalnum()
+        ):
             raise InputError("purpose must be up to 40 letters, digits or '-' (e.g. messaging)")
         now = self._now()
         try:
@@ -251,7 +279,13 @@ class Store(LeaseMixin):
                 for sname, svalue in (secrets or {}).items():
                     self._put_secret(conn, cid, sname, svalue, now)
                 cred = self._credential(conn, name)
-                self.record(conn, "credential.added", credential=cred, actor=actor, detail={"version": 1, "issuer": spec.issuer, "fingerprint": token.fingerprint})
+                self.record(
+                    conn,
+                    "credential.added",
+                    credential=cred,
+                    actor=actor,
+                    detail={"version": 1, "issuer": spec.issuer, "fingerprint": token.fingerprint},
+                )
         except ConflictError as exc:
             if "name" in str(exc.context.get("constraint", "")).lower():
                 raise AlreadyExistsError(
@@ -273,9 +307,13 @@ class Store(LeaseMixin):
         row = conn.execute(q).mappings().first()
         if row is None:
             validate_name(name)
-            raise NotFoundError(f"no credential named {name!r}", hint="`permatoken status` lists them", name=name)
+            raise NotFoundError(
+                f"no credential named {name!r}", hint="`permatoken status` lists them", name=name
+            )
         cur = conn.execute(
-            sa.select(versions.c.version).where(versions.c.credential_id == row["id"], versions.c.state == "current")
+            sa.select(versions.c.version).where(
+                versions.c.credential_id == row["id"], versions.c.state == "current"
+            )
         ).scalar()
         return _credential(row, cur)
 
@@ -298,7 +336,9 @@ class Store(LeaseMixin):
             .select_from(
                 credentials.outerjoin(
                     versions,
-                    sa.and_(versions.c.credential_id == credentials.c.id, versions.c.state == "current"),
+                    sa.and_(
+                        versions.c.credential_id == credentials.c.id, versions.c.state == "current"
+                    ),
                 )
             )
             .order_by(credentials.c.name)
@@ -319,12 +359,25 @@ class Store(LeaseMixin):
                 part = ids[chunk : chunk + 500]
                 for v in conn.execute(vq.where(versions.c.credential_id.in_(part))).mappings():
                     current[v["credential_id"]] = _version(v)
-        return [CredentialStatus(_credential(r, r["cur_version"]), current.get(r["id"])) for r in rows]
+        return [
+            CredentialStatus(_credential(r, r["cur_version"]), current.get(r["id"])) for r in rows
+        ]
 
     def update_credential(self, name: str, *, actor: str = "system", **fields: Any) -> Credential:
         allowed = {
-            "purpose", "business_id", "waba_ids", "phone_number_id", "app_id", "options", "policy",
-            "health", "health_reason", "rotation_step", "rotation_detail", "next_due_at", "next_action",
+            "purpose",
+            "business_id",
+            "waba_ids",
+            "phone_number_id",
+            "app_id",
+            "options",
+            "policy",
+            "health",
+            "health_reason",
+            "rotation_step",
+            "rotation_detail",
+            "next_due_at",
+            "next_action",
             "issuer",
         }
         unknown = set(fields) - allowed
@@ -336,7 +389,11 @@ class Store(LeaseMixin):
             fields["waba_ids"] = list(fields["waba_ids"])
         with self.write() as conn:
             cred = self._credential(conn, name, lock=True)
-            conn.execute(credentials.update().where(credentials.c.id == cred.id).values(updated_at=self._now(), **fields))
+            conn.execute(
+                credentials.update()
+                .where(credentials.c.id == cred.id)
+                .values(updated_at=self._now(), **fields)
+            )
             return self._credential(conn, name)
 
     def remove(self, name: str, *, actor: str = "system") -> None:
@@ -347,7 +404,15 @@ class Store(LeaseMixin):
 
     # --- versions -----------------------------------------------------------------
     def _insert_version(
-        self, conn: sa.Connection, cid: int, number: int, state: VersionState, token: Secret, meta: VersionMeta, now: datetime, companions: Mapping[str, Secret] | None = None
+        self,
+        conn: sa.Connection,
+        cid: int,
+        number: int,
+        state: VersionState,
+        token: Secret,
+        meta: VersionMeta,
+        now: datetime,
+        companions: Mapping[str, Secret] | None = None,
     ) -> None:
         payload = {"token": token.reveal()} | {k: v.reveal() for k, v in (companions or {}).items()}
         sealed = self.keyring.seal(json.dumps(payload).encode(), _aad_version(cid, number))
@@ -366,7 +431,14 @@ class Store(LeaseMixin):
             )
         )
 
-    def _version_row(self, conn: sa.Connection, cid: int, *, state: VersionState | None = None, number: int | None = None) -> TokenVersion | None:
+    def _version_row(
+        self,
+        conn: sa.Connection,
+        cid: int,
+        *,
+        state: VersionState | None = None,
+        number: int | None = None,
+    ) -> TokenVersion | None:
         q = sa.select(versions).where(versions.c.credential_id == cid)
         if state is not None:
             q = q.where(versions.c.state == state.value)
@@ -379,11 +451,15 @@ class Store(LeaseMixin):
         with self.read() as conn:
             cred = self._credential(conn, name)
             rows = conn.execute(
-                sa.select(versions).where(versions.c.credential_id == cred.id).order_by(versions.c.version)
+                sa.select(versions)
+                .where(versions.c.credential_id == cred.id)
+                .order_by(versions.c.version)
             ).mappings()
             return [_version(r) for r in rows]
 
-    def version(self, name: str, number: int | None = None, *, state: VersionState | None = None) -> TokenVersion:
+    def version(
+        self, name: str, number: int | None = None, *, state: VersionState | None = None
+    ) -> TokenVersion:
         """A version by number, or the newest in ``state`` (current by default)."""
         if number is None and state is None:
             state = VersionState.CURRENT
@@ -403,14 +479,18 @@ class Store(LeaseMixin):
         with self.read() as conn:
             cred = self._credential(conn, name)
             q = sa.select(versions).where(versions.c.credential_id == cred.id)
-            q = q.where(versions.c.version == number) if number is not None else q.where(versions.c.state == "current")
+            q = (
+                q.where(versions.c.version == number)
+                if number is not None
+                else q.where(versions.c.state == "current")
+            )
             row = conn.execute(q).mappings().first()
         if row is None:
             what = f"version {number}" if number is not None else "current version"
             raise NotFoundError(f"credential {name!r} has no {what}", name=name)
         return self._open_version(name, cred.id, row)
 
-    def _open_version(self, name: str, cid: int, row: Mapping[str, Any]) -> dict[str, Secret]:
+    def _open_version(self, name: str, cid: int, row: Mapping[Any, Any]) -> dict[str, Secret]:
         sealed = Sealed(row["ciphertext"], row["wrapped_key"], row["kek_id"])
         try:
             data = json.loads(self.keyring.open(sealed, _aad_version(cid, row["version"])))
@@ -423,7 +503,11 @@ class Store(LeaseMixin):
                 version=row["version"],
             ) from exc
         except PermatokenError as exc:
-            raise type(exc)(f"cannot decrypt {name!r} version {row['version']}: {exc.message}", hint=exc.hint, name=name) from exc
+            raise type(exc)(
+                f"cannot decrypt {name!r} version {row['version']}: {exc.message}",
+                hint=exc.hint,
+                name=name,
+            ) from exc
         for value in data.values():
             register_secret(value)
         return {k: Secret(v) for k, v in data.items()}
@@ -447,16 +531,32 @@ class Store(LeaseMixin):
         try:
             with self.write() as conn:
                 cred = self._credential(conn, name, lock=True)
-                top = conn.execute(
-                    sa.select(sa.func.max(versions.c.version)).where(versions.c.credential_id == cred.id)
-                ).scalar() or 0
-                self._insert_version(conn, cred.id, top + 1, VersionState.PENDING, token, meta, now, companions)
+                top = (
+                    conn.execute(
+                        sa.select(sa.func.max(versions.c.version)).where(
+                            versions.c.credential_id == cred.id
+                        )
+                    ).scalar()
+                    or 0
+                )
+                self._insert_version(
+                    conn, cred.id, top + 1, VersionState.PENDING, token, meta, now, companions
+                )
                 for sname, svalue in (secrets or {}).items():
                     self._put_secret(conn, cred.id, sname, svalue, now)
-                self.record(conn, "version.pending", credential=cred, actor=actor, detail={"version": top + 1, "fingerprint": token.fingerprint})
+                self.record(
+                    conn,
+                    "version.pending",
+                    credential=cred,
+                    actor=actor,
+                    detail={"version": top + 1, "fingerprint": token.fingerprint},
+                )
                 v = self._version_row(conn, cred.id, number=top + 1)
         except ConflictError as exc:
-            raise ConflictError(f"credential {name!r} already has a pending version or a concurrent writer won", name=name) from exc
+            raise ConflictError(
+                f"credential {name!r} already has a pending version or a concurrent writer won",
+                name=name,
+            ) from exc
         assert v is not None
         return v
 
@@ -471,7 +571,10 @@ class Store(LeaseMixin):
             if target.state is VersionState.CURRENT:
                 return target
             if target.state is not VersionState.PENDING:
-                raise ConflictError(f"{name!r} version {number} is {target.state}, only a pending version can be promoted", name=name)
+                raise ConflictError(
+                    f"{name!r} version {number} is {target.state}, only a pending version can be promoted",
+                    name=name,
+                )
             old = self._version_row(conn, cred.id, state=VersionState.CURRENT)
             if old is not None:
                 conn.execute(
@@ -484,20 +587,39 @@ class Store(LeaseMixin):
                 .where(versions.c.credential_id == cred.id, versions.c.version == number)
                 .values(state=VersionState.CURRENT.value, state_changed_at=now)
             )
-            self.record(conn, "version.promoted", credential=cred, actor=actor, detail={"version": number, "previous": old.version if old else None})
+            self.record(
+                conn,
+                "version.promoted",
+                credential=cred,
+                actor=actor,
+                detail={"version": number, "previous": old.version if old else None},
+            )
             if self.dialect == "postgresql":
                 # Delivered at commit to every LISTENing replica (broker waiters, SDK feeds).
                 conn.execute(
                     sa.text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": NOTIFY_CHANNEL, "payload": json.dumps({"name": name, "version": number})},
+                    {
+                        "channel": NOTIFY_CHANNEL,
+                        "payload": json.dumps({"name": name, "version": number}),
+                    },
                 )
             v = self._version_row(conn, cred.id, number=number)
         assert v is not None
         return v
 
-    def set_version_state(self, name: str, number: int, state: VersionState, *, actor: str = "system", reason: str | None = None) -> None:
+    def set_version_state(
+        self,
+        name: str,
+        number: int,
+        state: VersionState,
+        *,
+        actor: str = "system",
+        reason: str | None = None,
+    ) -> None:
         if state in (VersionState.CURRENT, VersionState.PENDING):
-            raise InputError("use add_pending() and promote() to create pending or current versions")
+            raise InputError(
+                "use add_pending() and promote() to create pending or current versions"
+            )
         with self.write() as conn:
             cred = self._credential(conn, name, lock=True)
             res = conn.execute(
@@ -507,7 +629,13 @@ class Store(LeaseMixin):
             )
             if res.rowcount == 0:
                 raise NotFoundError(f"credential {name!r} has no version {number}", name=name)
-            self.record(conn, f"version.{state.value}", credential=cred, actor=actor, detail={"version": number, "reason": reason})
+            self.record(
+                conn,
+                f"version.{state.value}",
+                credential=cred,
+                actor=actor,
+                detail={"version": number, "reason": reason},
+            )
 
     def update_version_meta(self, name: str, number: int, meta: VersionMeta) -> None:
         with self.write() as conn:
@@ -519,13 +647,23 @@ class Store(LeaseMixin):
             )
 
     # --- credential-level secrets (refresh tokens, passwords, client secrets) -------------
-    def _put_secret(self, conn: sa.Connection, cid: int, sname: str, value: Secret, now: datetime) -> None:
+    def _put_secret(
+        self, conn: sa.Connection, cid: int, sname: str, value: Secret, now: datetime
+    ) -> None:
         sealed = self.keyring.seal(value.reveal().encode(), _aad_secret(cid, sname))
-        conn.execute(credential_secrets.delete().where(credential_secrets.c.credential_id == cid, credential_secrets.c.name == sname))
+        conn.execute(
+            credential_secrets.delete().where(
+                credential_secrets.c.credential_id == cid, credential_secrets.c.name == sname
+            )
+        )
         conn.execute(
             credential_secrets.insert().values(
-                credential_id=cid, name=sname, ciphertext=sealed.ciphertext,
-                wrapped_key=sealed.wrapped_key, kek_id=sealed.kek_id, updated_at=now,
+                credential_id=cid,
+                name=sname,
+                ciphertext=sealed.ciphertext,
+                wrapped_key=sealed.wrapped_key,
+                kek_id=sealed.kek_id,
+                updated_at=now,
             )
         )
 
@@ -537,16 +675,25 @@ class Store(LeaseMixin):
     def get_secret(self, name: str, sname: str) -> Secret:
         with self.read() as conn:
             cred = self._credential(conn, name)
-            row = conn.execute(
-                sa.select(credential_secrets).where(credential_secrets.c.credential_id == cred.id, credential_secrets.c.name == sname)
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(credential_secrets).where(
+                        credential_secrets.c.credential_id == cred.id,
+                        credential_secrets.c.name == sname,
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFoundError(f"credential {name!r} has no stored {sname}", name=name)
         sealed = Sealed(row["ciphertext"], row["wrapped_key"], row["kek_id"])
         try:
             value = self.keyring.open(sealed, _aad_secret(cred.id, sname)).decode()
         except PermatokenError as exc:
-            raise DecryptionError(f"cannot decrypt the {sname} of {name!r}: {exc.message}", name=name) from exc
+            raise DecryptionError(
+                f"cannot decrypt the {sname} of {name!r}: {exc.message}", name=name
+            ) from exc
         register_secret(value)
         return Secret(value)
 
@@ -564,9 +711,27 @@ class Store(LeaseMixin):
         active = self.keyring.active_id
         done = 0
         targets = (
-            (versions, versions.c.id, versions.c.wrapped_key, versions.c.kek_id, versions.c.ciphertext),
-            (credential_secrets, None, credential_secrets.c.wrapped_key, credential_secrets.c.kek_id, credential_secrets.c.ciphertext),
-            (apps, apps.c.id, apps.c.secret_wrapped_key, apps.c.secret_kek_id, apps.c.secret_ciphertext),
+            (
+                versions,
+                versions.c.id,
+                versions.c.wrapped_key,
+                versions.c.kek_id,
+                versions.c.ciphertext,
+            ),
+            (
+                credential_secrets,
+                None,
+                credential_secrets.c.wrapped_key,
+                credential_secrets.c.kek_id,
+                credential_secrets.c.ciphertext,
+            ),
+            (
+                apps,
+                apps.c.id,
+                apps.c.secret_wrapped_key,
+                apps.c.secret_kek_id,
+                apps.c.secret_ciphertext,
+            ),
         )
         for table, _pk, wcol, kcol, ccol in targets:
             pk_cols = list(table.primary_key.columns)
@@ -579,10 +744,16 @@ class Store(LeaseMixin):
                         sealed = self.keyring.rewrap(Sealed(row[-1], row[-3], row[-2]))
                         where = [c == row[i] for i, c in enumerate(pk_cols)]
                         conn.execute(
-                            table.update().where(*where, kcol == row[-2]).values({wcol.name: sealed.wrapped_key, kcol.name: sealed.kek_id})
+                            table.update()
+                            .where(*where, kcol == row[-2])
+                            .values({wcol.name: sealed.wrapped_key, kcol.name: sealed.kek_id})
                         )
                     if rows:
-                        self.record(conn, "keys.rewrapped", detail={"table": table.name, "count": len(rows), "kek_id": active})
+                        self.record(
+                            conn,
+                            "keys.rewrapped",
+                            detail={"table": table.name, "count": len(rows), "kek_id": active},
+                        )
                 done += len(rows)
                 if progress is not None:
                     progress(len(rows))
@@ -609,7 +780,7 @@ def _meta_values(meta: VersionMeta) -> dict[str, Any]:
     }
 
 
-def _version(r: Mapping[str, Any]) -> TokenVersion:
+def _version(r: Mapping[Any, Any]) -> TokenVersion:
     return TokenVersion(
         credential_id=r["credential_id"],
         version=r["version"],
@@ -633,7 +804,7 @@ def _version(r: Mapping[str, Any]) -> TokenVersion:
     )
 
 
-def _credential(r: Mapping[str, Any], current_version: int | None) -> Credential:
+def _credential(r: Mapping[Any, Any], current_version: int | None) -> Credential:
     return Credential(
         id=r["id"],
         name=r["name"],
@@ -657,7 +828,7 @@ def _credential(r: Mapping[str, Any], current_version: int | None) -> Credential
     )
 
 
-def _app(r: Mapping[str, Any]) -> App:
+def _app(r: Mapping[Any, Any]) -> App:
     return App(
         id=r["id"],
         name=r["name"],

@@ -23,7 +23,6 @@ metadata = sa.MetaData(
 )
 
 
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases.
 

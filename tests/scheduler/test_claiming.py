@@ -9,11 +9,11 @@ import pytest
 from scheduler.world import DAY, World
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_second_scheduler_on_sqlite_stands_by_then_takes_over(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if world.store.dialect != "sqlite":
-        pytest.skip("SQLite-only rule")
+    assert world.store.dialect == "sqlite"
     world.add("acme/one")
     first = world.scheduler("r1")
     second = world.scheduler("r2")
@@ -26,9 +26,10 @@ def test_second_scheduler_on_sqlite_stands_by_then_takes_over(
     assert not second.tick().standby
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_replicas_claim_disjoint_batches_and_expired_leases_return(world: World) -> None:
-    if world.store.dialect != "postgresql":
-        pytest.skip("replicas need PostgreSQL")
+    assert world.store.dialect == "postgresql"
     for i in range(30):
         world.add(f"acme/c{i:02d}")
     a = world.scheduler("a", batch=20, lease_ttl=60)

@@ -7,6 +7,7 @@ Unknown keys are never cached, so a new key works immediately.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -84,6 +85,12 @@ class Authenticator:
         self.limiter = limiter or FailureLimiter()
         self._cache: dict[str, tuple[ApiKey, float]] = {}
         self._principals: dict[str, Principal] = {}
+        # Single-flight lookups and refresh-ahead: a busy key is re-read from the database once,
+        # in the background, before its entry expires; without this every request that arrives
+        # while the entry is stale does its own lookup (a latency spike every ``ttl`` seconds).
+        self._inflight: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Called with (client, reason, key id or None) for every refused key (audit, metrics).
         self.on_failure: list[Callable[[str, str, str | None], None]] = []
 
@@ -102,8 +109,13 @@ class Authenticator:
             return None
         digest = hashlib.sha256(authorization[7:].strip()).hexdigest()
         hit = self._cache.get(digest)
-        if hit is None or time.monotonic() - hit[1] >= self.ttl:
+        if hit is None:
             return None
+        age = time.monotonic() - hit[1]
+        if age >= self.ttl:
+            return None
+        if age >= self.ttl / 2 and digest not in self._refreshing:
+            self._refresh_soon(digest)
         key = hit[0]
         if key.revoked_at is not None or (
             key.expires_at is not None and key.expires_at.timestamp() <= time.time()
@@ -132,7 +144,8 @@ class Authenticator:
             wait = self.limiter.retry_after(client)
             if wait is not None:
                 raise _throttled(wait)
-            found = await run_in_threadpool(self.keys.lookup, digest)
+            found = await self._lookup(digest)
+            now = time.monotonic()
             if found is None or not same_hash(found.key_hash, digest):
                 self._cache.pop(digest, None)
                 return self._refuse(client, "unknown", None)
@@ -149,6 +162,46 @@ class Authenticator:
                 self._principals.clear()
             self._principals[digest] = principal
         return principal
+
+    async def _lookup(self, digest: str) -> ApiKey | None:
+        """One database lookup per key at a time; concurrent callers share its answer."""
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ApiKey | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            found = await run_in_threadpool(self.keys.lookup, digest)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, nobody is warned about it
+            raise
+        finally:
+            self._inflight.pop(digest, None)
+        future.set_result(found)
+        return found
+
+    def _refresh_soon(self, digest: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._refreshing.add(digest)
+        task = loop.create_task(self._refresh(digest))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, digest: str) -> None:
+        try:
+            found = await self._lookup(digest)
+        except Exception:
+            return  # the entry simply expires and the next request takes the full path
+        finally:
+            self._refreshing.discard(digest)
+        if found is None or not same_hash(found.key_hash, digest):
+            self._cache.pop(digest, None)
+        else:
+            self._cache[digest] = (found, time.monotonic())
 
     def _refuse(self, client: str, reason: str, key_id: str | None) -> Principal:
         wait = self.limiter.retry_after(client)

@@ -32,13 +32,14 @@ class BrokerConfig:
     #: Serve /metrics without an API key (default: any admin, operator or reader key).
     metrics_public: bool = False
     key_cache_ttl: float = 5.0
-    token_cache_ttl: float = 30.0
+    token_cache_ttl: float = 300.0
     max_body: int = 64 * 1024
     max_wait: float = 60.0
     keepalive: float = 15.0
     auth_burst: int = 10
     auth_refill: float = 0.2
     audit_interval: float = 0.5
+    audit_read_window: float = 10.0
     audit_batch: int = 500
     audit_max_backlog: int = 100_000
     events_poll_interval: float = 1.0
@@ -68,6 +69,7 @@ class Broker:
             interval=c.audit_interval,
             batch=c.audit_batch,
             max_backlog=c.audit_max_backlog,
+            read_window=c.audit_read_window,
         )
         self.auth = Authenticator(
             self.keys, ttl=c.key_cache_ttl, limiter=FailureLimiter(c.auth_burst, c.auth_refill)

@@ -36,9 +36,15 @@ class AuditRecorder:
         interval: float = 0.5,
         batch: int = 500,
         max_backlog: int = 100_000,
+        read_window: float = 5.0,
     ) -> None:
         self.audit = audit
         self.interval = interval
+        #: Reads are aggregated per (key, credential, address, version) over this window before
+        #: they are written: the audit keeps every read (count, first and last time) while the
+        #: database sees one row per window instead of one per read, off the request path.
+        self.read_window = read_window
+        self._reads_since = time.monotonic()
         self.batch = batch
         self.max_backlog = max_backlog
         self._queue: deque[AuditRecord] = deque()
@@ -107,12 +113,17 @@ class AuditRecorder:
         self.add(record)
         await self.flush()
 
-    async def flush(self) -> None:
-        """Write everything buffered so far (in order, in batches)."""
+    async def flush(self, *, reads: bool = True) -> None:
+        """Write everything buffered so far (in order, in batches).
+
+        ``reads=False`` leaves aggregated reads in memory until their window is over.
+        """
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            self._drain_reads()
+            if reads or time.monotonic() - self._reads_since >= self.read_window:
+                self._drain_reads()
+                self._reads_since = time.monotonic()
             while self._queue:
                 chunk = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
                 try:
@@ -130,7 +141,7 @@ class AuditRecorder:
                 await asyncio.wait_for(self._full.wait(), delay)
             self._full.clear()
             try:
-                await self.flush()
+                await self.flush(reads=False)
                 delay = self.interval
             except asyncio.CancelledError:
                 raise

@@ -8,6 +8,7 @@
 - ``run_cli``: the real ``permatoken`` command in a subprocess (exit codes, stdin, no traceback);
   ``cli``: the same command in-process through ``permatoken.cli.main(argv)``, for speed.
 - ``emitted``: everything a test let out (CLI stdout/stderr, log records), to scan for a secret.
+- Live sandboxes (``_live_sandbox``) must all be stopped by the end of the session.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def _reset_known_secrets() -> Iterator[None]:
                 current.update(value)
             else:
                 setattr(_secret, attr, value)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_leaked_sandboxes() -> Iterator[None]:
+    """Every sandbox server a test started (thread or process) is stopped by the session's end."""
+    yield
+    live = sys.modules.get("_live_sandbox")
+    leaked = live.still_running() if live is not None else []
+    assert not leaked, f"sandbox servers left running: {', '.join(leaked)}"
 
 
 @pytest.fixture

@@ -8,15 +8,10 @@ system-user token, so a revoked messaging token is replaced by exactly one
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
-
+from _live_sandbox import ProcessSandbox
 from permatoken._secret import Secret
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.settings import Settings
@@ -25,61 +20,16 @@ MINT = "POST /{system-user-id}/access_tokens"
 SEND = "POST /{phone-number-id}/messages"
 NAME = "acme/messaging"
 ADMIN = "acme/admin"
-HERE = Path(__file__).parent
 
 #: Limits high enough that only the behaviour under test can trip them.
 FAST = {"messages_per_second": 1_000_000, "app_calls_per_hour": 10_000_000, "pair_burst": 1_000_000}
 
 
-class Sandbox:
-    """``_sandbox_proc.py`` in a subprocess, driven through its ``/_sandbox/`` control API."""
+class Sandbox(ProcessSandbox):
+    """The sandbox in a child process (``_live_sandbox.ProcessSandbox``) with :data:`FAST` limits."""
 
     def __init__(self, **config: Any) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "_sandbox_proc.py"), json.dumps(FAST | config)],
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.kill()
-            raise RuntimeError("the sandbox process did not start")
-        info = json.loads(line)
-        self.url: str = info["url"]
-        self.fixtures: dict[str, Any] = info["fixtures"]
-        self.http = httpx.Client(base_url=self.url + "/_sandbox", timeout=30)
-
-    def close(self) -> None:
-        self.http.close()
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-    def calls(self, endpoint: str | None = None) -> list[dict[str, Any]]:
-        params = {"endpoint": endpoint} if endpoint else None
-        return self._json("GET", "/calls", params=params)["data"]  # type: ignore[no-any-return]
-
-    def messages(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/messages")["data"]  # type: ignore[no-any-return]
-
-    def clear_logs(self) -> None:
-        self._json("DELETE", "/calls")
-
-    def revoke(self, value: str) -> None:
-        self._json("POST", "/tokens/revoke", json={"value": value})
-
-    def create_token(self, **spec: Any) -> dict[str, Any]:
-        return self._json("POST", "/tokens", json=spec)  # type: ignore[no-any-return]
-
-    def configure(self, **changes: Any) -> None:
-        self._json("PATCH", "/config", json=changes)
-
-    def fault(self, **spec: Any) -> dict[str, Any]:
-        return self._json("POST", "/faults", json=spec)  # type: ignore[no-any-return]
+        super().__init__(**(FAST | config))
 
     def mints(self) -> int:
         return len([c for c in self.calls(MINT) if c["status"] == 200])

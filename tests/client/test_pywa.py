@@ -13,21 +13,10 @@ from typing import Any
 import httpx
 from pywa import WhatsApp
 
+from _live_sandbox import ToSandbox
 from permatoken.client import PermatokenAuth, TokenSource
 
 from ._support import MINT, NAME, SEND, World
-
-
-class ToSandbox(httpx.HTTPTransport):
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.target = httpx.URL(base_url)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self.target.scheme, host=self.target.host, port=self.target.port
-        )
-        return super().handle_request(request)
 
 
 def test_pywa_with_permatoken_auth_sends_and_survives_a_revocation(world: World, store: Any):

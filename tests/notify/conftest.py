@@ -1,32 +1,5 @@
-"""Fixtures: a sandbox server and a permatoken store sharing one clock."""
+"""Fixtures: the scheduler tests' sandbox server and permatoken store sharing one clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from permatoken.sandbox import SandboxConfig
-from permatoken.settings import Settings
-from permatoken.store import Store, open_store
-from scheduler.world import LiveSandbox, SharedClock, World, make_state
-
-
-@pytest.fixture
-def sandbox_config() -> SandboxConfig:
-    """Override in a module to change the sandbox's behaviour."""
-    return SandboxConfig()
-
-
-@pytest.fixture
-def world(settings: Settings, sandbox_config: SandboxConfig) -> Iterator[World]:
-    state = make_state(sandbox_config)
-    clock = SharedClock(state)
-    with LiveSandbox(state) as sandbox:
-        store: Store = open_store(settings, clock=clock)
-        w = World(state, sandbox, settings, store, clock)
-        try:
-            yield w
-        finally:
-            w.close()
-            store.close()
+from scheduler.conftest import sandbox_config, world  # noqa: F401

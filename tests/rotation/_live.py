@@ -1,66 +1,31 @@
 """A real sandbox server for the renewal tests, and helpers to drive permatoken against it.
 
 The engine talks to Meta with a *sync* httpx client, and the crash and concurrency tests run
-permatoken in child processes, so the sandbox must listen on a real socket: one uvicorn server
-per test directory (session scope, in a thread), reset through its state before every test.
+permatoken in child processes, so the sandbox must listen on a real socket: one
+``_live_sandbox.ThreadSandbox`` per test directory (session scope), reset before every test.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
+from _live_sandbox import ThreadSandbox
 from permatoken._secret import Secret
-from permatoken.sandbox import SandboxConfig, SandboxState, create_app
+from permatoken.sandbox import SandboxState
 from permatoken.sandbox.auth import token_problem
 
 EXCHANGE = "GET /oauth/access_token"
 MINT = "POST /{system-user-id}/access_tokens"
 DEBUG = "GET /debug_token"
 DAY = 86400
-
-
-class LiveSandbox:
-    """The sandbox under uvicorn on 127.0.0.1 (random port), in a background thread."""
-
-    def __init__(self) -> None:
-        self.state = SandboxState()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.state.graph_url = self.url
-        self.state.seed()
-        config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def start(self) -> LiveSandbox:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @dataclass
@@ -104,23 +69,17 @@ class Sandbox:
         self.state.inject_fault(endpoint, **spec)
 
 
-def live_sandbox_fixture() -> Iterator[LiveSandbox]:
-    server = LiveSandbox().start()
-    try:
+def live_sandbox_fixture() -> Iterator[ThreadSandbox]:
+    with ThreadSandbox() as server:
         yield server
-    finally:
-        server.stop()
 
 
-def sandbox_fixture(live: LiveSandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+def sandbox_fixture(live: ThreadSandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     """Reset the world; point permatoken (and its child processes) at the sandbox and its clock."""
-    state = live.state
-    with state.lock:
-        state.config = SandboxConfig()
-        fx = state.reset()
+    fx = live.reset()
     monkeypatch.setenv("PERMATOKEN_GRAPH_URL", live.url)
     monkeypatch.setenv("PERMATOKEN_CLOCK", "sandbox")
-    return Sandbox(live.url, state, fx)
+    return Sandbox(live.url, live.state, fx)
 
 
 def write_secret(directory: Path, name: str, value: str) -> Path:

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from _live_sandbox import StateClock, ThreadSandbox
 from permatoken._secret import Secret
 from permatoken.models import NewCredential
 from permatoken.onboarding import AddResult, add_credential
 from permatoken.rotation import RenewalEngine
 
-from ._live import LiveSandbox, Sandbox, live_sandbox_fixture, sandbox_fixture
+from ._live import Sandbox, live_sandbox_fixture, sandbox_fixture
 
 
 @pytest.fixture(scope="session")
-def live_sandbox() -> Iterator[LiveSandbox]:
+def live_sandbox() -> Iterator[ThreadSandbox]:
     yield from live_sandbox_fixture()
 
 
 @pytest.fixture
-def sandbox(live_sandbox: LiveSandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+def sandbox(live_sandbox: ThreadSandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     return sandbox_fixture(live_sandbox, monkeypatch)
 
 
@@ -37,14 +37,6 @@ def world(sandbox: Sandbox, store_url: str, request: pytest.FixtureRequest) -> A
     store = request.getfixturevalue("store")
     store.clock = StateClock(sandbox.state)
     return store
-
-
-class StateClock:
-    def __init__(self, state: Any) -> None:
-        self.state = state
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.state.clock.now(), UTC)
 
 
 @pytest.fixture

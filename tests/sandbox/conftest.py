@@ -9,9 +9,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from _live_sandbox import ThreadSandbox
 from permatoken.sandbox import SandboxConfig, SandboxState, create_app
 
-from ._support import LiveServer, make_state
+from ._support import make_state
 
 
 @pytest.fixture
@@ -48,6 +49,6 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def live(state: SandboxState) -> Iterator[LiveServer]:
-    with LiveServer(state) as server:
+def live(state: SandboxState) -> Iterator[ThreadSandbox]:
+    with ThreadSandbox(state) as server:
         yield server

@@ -11,16 +11,10 @@ import pytest
 
 from permatoken.sandbox import SandboxConfig
 
-from ._support import bearer
+from ._support import TEXT, bearer
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600
-TEXT = {
-    "messaging_product": "whatsapp",
-    "to": "16505551234",
-    "type": "text",
-    "text": {"body": "hello"},
-}
 
 
 def basic(user: str, password: str) -> dict[str, str]:

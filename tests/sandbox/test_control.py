@@ -10,16 +10,9 @@ import pytest
 
 from permatoken.sandbox import ENDPOINTS, TOKEN_KINDS
 
-from ._support import bearer
+from ._support import MSG, TEXT, bearer
 
 pytestmark = pytest.mark.anyio
-MSG = "POST /{phone-number-id}/messages"
-TEXT = {
-    "messaging_product": "whatsapp",
-    "to": "16505551234",
-    "type": "text",
-    "text": {"body": "hello"},
-}
 
 
 async def send(client: httpx.AsyncClient, fx: dict, token: str | None = None) -> httpx.Response:

@@ -7,20 +7,13 @@ import threading
 import httpx
 import pytest
 
+from _live_sandbox import ThreadSandbox
 from permatoken.sandbox import SandboxState
 
-from ._support import LiveServer, bearer
-
-MSG = "POST /{phone-number-id}/messages"
-TEXT = {
-    "messaging_product": "whatsapp",
-    "to": "16505551234",
-    "type": "text",
-    "text": {"body": "hello"},
-}
+from ._support import TEXT, bearer
 
 
-def test_dropped_connection_over_the_network(live: LiveServer, fx, state: SandboxState):
+def test_dropped_connection_over_the_network(live: ThreadSandbox, fx, state: SandboxState):
     state.inject_fault("GET /me", kind="drop")
     with httpx.Client(base_url=live.url, timeout=5) as client:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -28,7 +21,7 @@ def test_dropped_connection_over_the_network(live: LiveServer, fx, state: Sandbo
         assert client.get("/me", headers=bearer(fx["tokens"]["system_user"]["value"])).is_success
 
 
-def test_timeout_fault_trips_the_client_read_timeout(live: LiveServer, fx, state: SandboxState):
+def test_timeout_fault_trips_the_client_read_timeout(live: ThreadSandbox, fx, state: SandboxState):
     state.inject_fault("GET /me", kind="timeout", timeout_seconds=2)
     with httpx.Client(base_url=live.url, timeout=0.2) as client:
         with pytest.raises(httpx.ReadTimeout):
@@ -36,7 +29,7 @@ def test_timeout_fault_trips_the_client_read_timeout(live: LiveServer, fx, state
 
 
 def test_state_is_safe_to_use_from_test_threads_while_serving(
-    live: LiveServer, fx, state: SandboxState
+    live: ThreadSandbox, fx, state: SandboxState
 ):
     """Threads mint, revoke and read logs while the server sends; nothing is lost or torn."""
     phone = fx["phone_numbers"][0]["id"]

@@ -12,24 +12,10 @@ import pytest
 from pywa import WhatsApp
 from pywa.errors import ExpiredAccessToken, WhatsAppError
 
-from ._support import LiveServer
+from _live_sandbox import ThreadSandbox, ToSandbox
 
 
-class ToSandbox(httpx.HTTPTransport):
-    """Rewrites ``https://graph.facebook.com/...`` to the sandbox's loopback address."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.target = httpx.URL(base_url)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.url = request.url.copy_with(
-            scheme=self.target.scheme, host=self.target.host, port=self.target.port
-        )
-        return super().handle_request(request)
-
-
-def client_for(live: LiveServer, token: str, phone_id: str) -> WhatsApp:
+def client_for(live: ThreadSandbox, token: str, phone_id: str) -> WhatsApp:
     session = httpx.Client(transport=ToSandbox(live.url), timeout=5)
     return WhatsApp(phone_id=phone_id, token=token, session=session, api_version="25.0")
 

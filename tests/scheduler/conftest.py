@@ -1,4 +1,4 @@
-"""Fixtures: a sandbox server and a permatoken store sharing one clock."""
+"""Fixtures: a sandbox server and a permatoken store sharing one clock (tests/notify uses them)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from _live_sandbox import StateClock, ThreadSandbox
 from permatoken.sandbox import SandboxConfig
 from permatoken.settings import Settings
 from permatoken.store import Store, open_store
 
-from .world import LiveSandbox, SharedClock, World, make_state
+from .world import World, make_state
 
 
 @pytest.fixture
@@ -22,8 +23,8 @@ def sandbox_config() -> SandboxConfig:
 @pytest.fixture
 def world(settings: Settings, sandbox_config: SandboxConfig) -> Iterator[World]:
     state = make_state(sandbox_config)
-    clock = SharedClock(state)
-    with LiveSandbox(state) as sandbox:
+    clock = StateClock(state)
+    with ThreadSandbox(state) as sandbox:
         store: Store = open_store(settings, clock=clock)
         w = World(state, sandbox, settings, store, clock)
         try:

@@ -1,25 +1,23 @@
 """A permatoken store + engine wired to a real sandbox server whose clock both sides share.
 
-The sandbox runs under uvicorn on 127.0.0.1 (a background thread); permatoken's clock reads the
-sandbox's clock, so advancing the sandbox moves both ("both clocks advanced together").
+The sandbox runs under uvicorn on 127.0.0.1 (``_live_sandbox.ThreadSandbox``, a background
+thread); permatoken's clock reads the sandbox's clock (``StateClock``), so advancing the sandbox
+moves both ("both clocks advanced together").
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
+from _live_sandbox import StateClock, ThreadSandbox, seeded_state
 from permatoken._secret import Secret
 from permatoken.meta.graph import GraphClient
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.rotation import RenewalEngine, plan_next
-from permatoken.sandbox import SandboxConfig, SandboxState, create_app
+from permatoken.sandbox import SandboxConfig, SandboxState
 from permatoken.scheduler import Scheduler
 from permatoken.settings import Settings
 from permatoken.store import Store
@@ -27,45 +25,6 @@ from permatoken.timeutil import from_unix
 
 DAY = 86400
 START = dt.datetime(2027, 1, 4, 9, 0, tzinfo=dt.UTC).timestamp()
-
-
-class LiveSandbox:
-    """The sandbox under a real uvicorn on 127.0.0.1, in a background thread."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        state.graph_url = self.url
-        cfg = uvicorn.Config(
-            create_app(state), log_level="warning", access_log=False, lifespan="off"
-        )
-        self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> LiveSandbox:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            threading.Event().wait(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-class SharedClock:
-    """permatoken's clock = the sandbox's clock."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.state.clock.now(), dt.UTC)
 
 
 @dataclass
@@ -85,10 +44,10 @@ class Sent:
 @dataclass
 class World:
     state: SandboxState
-    sandbox: LiveSandbox
+    sandbox: ThreadSandbox
     settings: Settings
     store: Store
-    clock: SharedClock
+    clock: StateClock
     engines: list[RenewalEngine] = field(default_factory=list)
     schedulers: list[Scheduler] = field(default_factory=list)
 
@@ -185,7 +144,4 @@ class World:
 
 
 def make_state(config: SandboxConfig | None = None) -> SandboxState:
-    state = SandboxState(config=config)
-    state.clock.freeze(START)
-    state.seed()
-    return state
+    return seeded_state(config, at=START)

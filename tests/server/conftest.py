@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
+from _live_sandbox import ThreadSandbox, ThreadServer
 from permatoken._secret import Secret
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.rotation import RenewalEngine
-from permatoken.sandbox import SandboxState
 from permatoken.server import BrokerConfig, create_app
 from permatoken.server.keystore import KeyStore
 from permatoken.service import build_engine
 from permatoken.settings import Settings
 from permatoken.store import Store
-from sandbox._support import LiveServer
 
 #: Fast background work, generous failed-auth budget (the limiter has its own test).
 TEST_CONFIG = BrokerConfig(
@@ -31,25 +26,23 @@ TEST_CONFIG = BrokerConfig(
 
 
 @pytest.fixture
-def sandbox() -> Iterator[LiveServer]:
+def sandbox() -> Iterator[ThreadSandbox]:
     """The sandbox on loopback, seeded, on the real clock (the engine uses the system clock)."""
-    state = SandboxState()
-    state.seed()
-    with LiveServer(state) as server:
+    with ThreadSandbox() as server:
         yield server
 
 
 @pytest.fixture
-def world(sandbox: LiveServer) -> dict[str, Any]:
+def world(sandbox: ThreadSandbox) -> dict[str, Any]:
     return sandbox.state.fixtures()
 
 
 @pytest.fixture
-def broker_settings(settings: Settings, sandbox: LiveServer) -> Settings:
+def broker_settings(settings: Settings, sandbox: ThreadSandbox) -> Settings:
     return settings.model_copy(update={"graph_url": sandbox.url})
 
 
-class LiveBroker:
+class LiveBroker(ThreadServer):
     """``create_app`` under a real uvicorn on 127.0.0.1 (lifespan on), in a background thread."""
 
     def __init__(
@@ -63,42 +56,17 @@ class LiveBroker:
         self.settings, self.store, self.engine = settings, store, engine
         self.app = create_app(settings, store, engine, config=config)
         self.broker = self.app.state.broker
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                timeout_graceful_shutdown=2,
-            )
-        )
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
+        super().__init__(self.app, lifespan="on", timeout_graceful_shutdown=2, stop_timeout=20)
         self._record = record
         self.clients: list[httpx.Client] = []
 
-    def __enter__(self) -> LiveBroker:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the broker did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         for c in self.clients:
             c.close()
         loop = self.broker.hub.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.broker.begin_shutdown)
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        self.sock.close()
+        super().stop()
 
     def _hook(self, response: httpx.Response) -> None:
         if self._record is None:
@@ -153,7 +121,7 @@ def live_broker(
     engine: RenewalEngine,
     broker_config: BrokerConfig,
     emitted: Any,
-    sandbox: LiveServer,
+    sandbox: ThreadSandbox,
 ) -> Iterator[LiveBroker]:
     with LiveBroker(broker_settings, store, engine, broker_config, record=emitted.add) as lb:
         yield lb

@@ -144,13 +144,16 @@ def _versions(pg_url: str) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
-def _leased_by(pg_url: str, owner: str, *, active_only: bool = False) -> list[str]:
+def _leased_by(pg_url: str, owner: str, *, active_at: datetime | None = None) -> list[str]:
+    """Credentials whose lease names ``owner`` (only leases still running at ``active_at``)."""
     engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
     sql = "SELECT name FROM credentials WHERE lease_owner = :o"
-    if active_only:
-        sql += " AND lease_expires_at > now()"
+    params: dict[str, object] = {"o": owner}
+    if active_at is not None:
+        sql += " AND lease_expires_at > :now"
+        params["now"] = active_at
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"o": owner}).all()
+        rows = conn.execute(sa.text(sql), params).all()
     engine.dispose()
     return [r[0] for r in rows]
 
@@ -257,7 +260,10 @@ def test_a_replica_killed_mid_batch_has_its_claims_finished_by_the_others(
     assert set(versions) == set(names) and set(versions.values()) == {2}
     # A claim r1 finished before dying may still name it as owner, but every lease it held has
     # expired (an expired lease is no lease): nothing is stuck behind the dead replica.
-    assert not _leased_by(pg_url, "r1", active_only=True)
+    # Leases are written on the sandbox's clock (the replicas follow it).
+    assert not _leased_by(
+        pg_url, "r1", active_at=datetime.fromtimestamp(sandbox.state.clock.now(), UTC)
+    )
     exchanges = sandbox.state.calls("GET /oauth/access_token")
     # At most the one exchange in flight when r1 died is repeated (its answer was never stored).
     assert 300 <= len(exchanges) <= 301

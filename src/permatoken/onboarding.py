@@ -88,7 +88,7 @@ def add_credential(
                 now=now,
                 graph=engine.graph,
                 http=engine.http,
-                current_token=lambda: (_ for _ in ()).throw(InputError("no current token")),
+                current_token=_no_current_token,
                 app_secret=lambda: store.app_secret(spec.app_id or ""),
                 secret=lambda s: _draft_secret(secrets or {}, s),
                 reveal_credential=store.reveal,
@@ -156,6 +156,10 @@ def add_credential(
         return AddResult(store.status(spec.name), verdict_text, advice)
     finally:
         engine.close()
+
+
+def _no_current_token() -> Secret:
+    raise InputError("there is no current token yet: this issuer cannot obtain a first value")
 
 
 def _draft_secret(secrets: Mapping[str, Secret], name: str) -> Secret:

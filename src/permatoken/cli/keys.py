@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
@@ -10,6 +10,10 @@ from rich.table import Table
 
 from .._exceptions import CryptoError
 from .app import console, keys_app, print_json, state
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..store import Store
 
 
 @keys_app.command("rotate")
@@ -53,23 +57,32 @@ def rotate(
         store.close()
 
 
-def _prune(store, settings) -> None:  # type: ignore[no-untyped-def]
+def _prune(store: Store, settings: Settings) -> None:
+    """Drop keys no row uses. Processes started before the rotation still seal new values with
+    the old key until they restart: restart them first (docs/security.md)."""
     from ..crypto import kek_id_of, read_key_file_keys, write_key_file
 
     if settings.key is not None:
         console.print("PERMATOKEN_KEY is set: remove old keys from it yourself")
         return
-    usage = store.kek_usage()
     path = settings.resolved_key_file
     keys = read_key_file_keys(path)
-    keep = [k for k in keys if kek_id_of(k) in usage or kek_id_of(k) == store.keyring.active_id]
+    keep = [
+        k
+        for k in keys
+        if kek_id_of(k) in store.kek_usage() or kek_id_of(k) == store.keyring.active_id
+    ]
     if len(keep) == len(keys):
         console.print("no unused keys to remove")
         return
-    if any(
-        kek_id_of(k) not in {kek_id_of(x) for x in keep} and kek_id_of(k) in usage for k in keys
-    ):
-        raise CryptoError("a key still in use would be removed")
+    # Look again right before writing: a process that has not reloaded the key file may have
+    # sealed a value under an old key meanwhile.
+    in_use = store.kek_usage()
+    if any(kek_id_of(k) in in_use for k in keys if k not in keep):
+        raise CryptoError(
+            "an old key came back into use while pruning",
+            hint="restart every permatoken process so it loads the new key, then run `keys rotate --prune` again",
+        )
     write_key_file(path, keep)
     console.print(f"removed {len(keys) - len(keep)} unused key(s) from {path}")
 

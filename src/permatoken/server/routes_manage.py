@@ -66,6 +66,16 @@ def _name(request: Request) -> str:
     return validate_name(request.path_params["name"])
 
 
+async def _target(request: Request, action: Action) -> tuple[Broker, Principal, str]:
+    """The preamble of every route on one credential: caller, no query, valid name, allowed."""
+    b = _broker(request)
+    p = await b.authenticate(request, action)
+    only_params(request)
+    name = _name(request)
+    b.check(request, p, action, name)
+    return b, p, name
+
+
 def _status_json(st: CredentialStatus, now: datetime) -> dict[str, Any]:
     return st.to_json(now)
 
@@ -192,11 +202,7 @@ async def create_credential(request: Request) -> Response:
 
 
 async def get_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.VIEW)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.VIEW, name)
+    b, _, name = await _target(request, Action.VIEW)
 
     def load() -> dict[str, Any]:
         st = b.store.status(name)
@@ -208,11 +214,7 @@ async def get_credential(request: Request) -> Response:
 
 
 async def patch_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.MANAGE)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.MANAGE, name)
+    b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, CredentialPatch)
     fields = body.model_dump(exclude_unset=True)
     if fields.get("policy") is not None:
@@ -229,11 +231,7 @@ async def patch_credential(request: Request) -> Response:
 
 
 async def delete_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.MANAGE)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.MANAGE, name)
+    b, p, name = await _target(request, Action.MANAGE)
     await run_in_threadpool(lambda: b.store.remove(name, actor=p.actor))
     b.hub.changed(name, removed=True)
     await _audit(b, request, p, "credential.removed", name)
@@ -241,11 +239,7 @@ async def delete_credential(request: Request) -> Response:
 
 
 async def rotate_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.MANAGE)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.MANAGE, name)
+    b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, RotateIn, optional=True)
     await run_in_threadpool(b.store.get, name)  # 404 before any work
     o = await run_in_threadpool(lambda: b.engine.rotate(name, force=body.force, reason=body.reason))
@@ -266,11 +260,7 @@ async def rotate_credential(request: Request) -> Response:
 
 
 async def revoke_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.MANAGE)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.MANAGE, name)
+    b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, RevokeIn, optional=True)
     v = await run_in_threadpool(lambda: b.engine.revoke(name, body.version))
     b.hub.changed(name)
@@ -279,11 +269,7 @@ async def revoke_credential(request: Request) -> Response:
 
 
 async def inspect_credential(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.MANAGE)
-    only_params(request)
-    name = _name(request)
-    b.check(request, p, Action.MANAGE, name)
+    b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, InspectIn, optional=True)
     insp = await run_in_threadpool(
         lambda: b.engine.inspect(name, version=body.version, canary=body.canary)

@@ -112,3 +112,20 @@ def test_audit_list_cli(store: Store, cli: Callable[..., Any]) -> None:
     _chain(store, 3)
     r = cli("audit", "list", "--json")
     assert r.rc == 0 and [x["seq"] for x in r.json()] == [3, 2, 1]
+
+
+def test_buffered_reads_are_written_on_a_clean_shutdown(
+    live_broker: LiveBroker, new_token: Any
+) -> None:
+    """Reads wait in memory for their aggregation window; a clean stop writes them, with counts."""
+    add_manual(live_broker.store, "acme/wa", new_token())
+    client = live_broker.client(live_broker.key("app", "acme/*"))
+    for _ in range(7):
+        assert client.get("/v1/tokens/acme/wa").status_code == 200
+    time.sleep(1.0)  # past the 0.5 s flush interval, well inside the 10 s read window
+    assert not [r for r in AuditLog(live_broker.store).list(limit=50) if r.action == "token.read"]
+    live_broker.stop()
+    reads = [r for r in AuditLog(live_broker.store).list(limit=50) if r.action == "token.read"]
+    assert sum(int(r.detail["count"]) for r in reads) == 7
+    assert all(r.target == "acme/wa" for r in reads)
+    assert AuditLog(live_broker.store).verify().ok

@@ -8,6 +8,10 @@ KEK's id is stored next to the wrapped DEK so several KEKs can coexist during a 
 KEKs come from ``PERMATOKEN_KEY`` (base64; several comma-separated, the last one active) or
 from a key file (one base64 key per line, ``#`` comments allowed, the last key active), which
 must be readable by its owner only.
+
+A :class:`Keyring` is one immutable set of keys. A process holds a
+:class:`~permatoken.live_keyring.LiveKeyring` (from :func:`load_keyring`), which follows the key
+file while the process runs.
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ import binascii
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._exceptions import CryptoError, DecryptionError, KeyFileError
 from ._secret import Secret
+
+if TYPE_CHECKING:
+    from .live_keyring import LiveKeyring
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -52,18 +61,22 @@ def generate_key() -> bytes:
     return os.urandom(KEY_BYTES)
 
 
+#: A damaged or missing key is restored, never regenerated: a new key opens none of the data
+#: sealed under the old one (and `permatoken init` refuses to write one over a store holding data).
+RESTORE_HINT = (
+    "restore the key file from your backup (or set PERMATOKEN_KEY to the key, base64); "
+    "`permatoken keys status` lists the keys the store needs"
+)
+
+
 def _decode_key(text: str, where: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise KeyFileError(
-            f"{where}: key is not valid base64",
-            hint="a key is 32 random bytes in base64; `permatoken init` generates one",
-        ) from None
+        raise KeyFileError(f"{where}: key is not valid base64", hint=RESTORE_HINT) from None
     if len(raw) != KEY_BYTES:
         raise KeyFileError(
-            f"{where}: key is {len(raw)} bytes, expected {KEY_BYTES}",
-            hint="a key is 32 random bytes in base64; `permatoken init` generates one",
+            f"{where}: key is {len(raw)} bytes, expected {KEY_BYTES}", hint=RESTORE_HINT
         )
     return raw
 
@@ -73,7 +86,7 @@ class Keyring:
 
     def __init__(self, keys: list[bytes], *, source: str) -> None:
         if not keys:
-            raise KeyFileError(f"{source}: no key found", hint="run `permatoken init`")
+            raise KeyFileError(f"{source}: no key found", hint=RESTORE_HINT)
         self._keys: dict[str, bytes] = {}
         for key in keys:
             self._keys[kek_id_of(key)] = key
@@ -87,11 +100,16 @@ class Keyring:
     def ids(self) -> list[str]:
         return list(self._keys)
 
+    def __contains__(self, kek_id: object) -> bool:
+        return kek_id in self._keys
+
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_env_value(cls, value: Secret) -> Keyring:
         parts = [p for p in value.reveal().split(",") if p.strip()]
-        return cls([_decode_key(p, "PERMATOKEN_KEY") for p in parts], source="PERMATOKEN_KEY")
+        where = "PERMATOKEN_KEY" if len(parts) < 2 else "PERMATOKEN_KEY value {} of {}"
+        keys = [_decode_key(p, where.format(i, len(parts))) for i, p in enumerate(parts, 1)]
+        return cls(keys, source="PERMATOKEN_KEY")
 
     @classmethod
     def from_file(cls, path: Path) -> Keyring:
@@ -100,7 +118,8 @@ class Keyring:
         except FileNotFoundError:
             raise KeyFileError(
                 f"key file {path} does not exist",
-                hint="run `permatoken init` to create one, or set PERMATOKEN_KEY_FILE / PERMATOKEN_KEY",
+                hint="restore it from your backup, or set PERMATOKEN_KEY_FILE / PERMATOKEN_KEY to "
+                "where the key is; only for a new, empty store run `permatoken init` to create one",
                 path=str(path),
             ) from None
         except OSError as exc:
@@ -108,7 +127,9 @@ class Keyring:
                 f"key file {path} cannot be read: {exc.strerror}", path=str(path)
             ) from exc
         if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file", path=str(path))
+            raise KeyFileError(
+                f"key file {path} is not a regular file", hint=RESTORE_HINT, path=str(path)
+            )
         if st.st_mode & 0o077:
             raise KeyFileError(
                 f"key file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
@@ -116,12 +137,18 @@ class Keyring:
                 path=str(path),
             )
         if st.st_size > 64 * 1024:
-            raise KeyFileError(f"key file {path} is too large to be a key file", path=str(path))
+            raise KeyFileError(
+                f"key file {path} is too large to be a key file", hint=RESTORE_HINT, path=str(path)
+            )
         try:
             text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise KeyFileError(
-                f"key file {path} is not a permatoken key file", path=str(path)
+                f"key file {path} is not a permatoken key file", hint=RESTORE_HINT, path=str(path)
+            ) from exc
+        except OSError as exc:
+            raise KeyFileError(
+                f"key file {path} cannot be read: {exc.strerror}", path=str(path)
             ) from exc
         lines = [ln.strip() for ln in text.splitlines()]
         keys = [
@@ -179,19 +206,51 @@ class Keyring:
 
 
 def write_key_file(path: Path, keys: list[bytes]) -> None:
-    """Write ``keys`` (last one active) atomically with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``keys`` (last one active) atomically with mode 0600.
+
+    A symlinked key file (a mounted secret) is written where the link points, and stays a link.
+    """
+    if path.is_symlink():
+        path = path.resolve()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     body = "# permatoken key-encryption keys, one per line; the last one is active.\n"
     body += "".join(base64.b64encode(k).decode() + "\n" for k in keys)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, body.encode())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, body.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)
+    except BaseException as exc:
+        # Never leave a stray copy of the keys behind (an interrupt, a full disk, a read-only mount).
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise KeyFileError(
+                f"cannot write key file {path}: {exc.strerror}",
+                hint="if the key file is managed elsewhere (a mounted secret), append a new key "
+                "there yourself (`openssl rand -base64 32`), then run `permatoken keys rotate`",
+                path=str(path),
+            ) from exc
+        raise
+
+
+def _fsync_directory(path: Path) -> None:
+    # The rename is only durable once the directory entry is on disk.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def read_key_file_keys(path: Path) -> list[bytes]:
@@ -199,8 +258,15 @@ def read_key_file_keys(path: Path) -> list[bytes]:
     return [ring._keys[i] for i in ring.ids]
 
 
-def load_keyring(key: Secret | None, key_file: Path) -> Keyring:
-    """``PERMATOKEN_KEY`` wins over the key file when both are set."""
+def load_keyring(
+    key: Secret | None, key_file: Path, *, verify: Callable[[Keyring], None] | None = None
+) -> LiveKeyring:
+    """The keys of this process; ``PERMATOKEN_KEY`` wins over the key file when both are set."""
+    from .live_keyring import LiveKeyring
+
     if key is not None:
-        return Keyring.from_env_value(key)
-    return Keyring.from_file(key_file)
+        ring = Keyring.from_env_value(key)
+        return LiveKeyring(lambda: ring, source=ring.source, verify=verify)
+    return LiveKeyring(
+        lambda: Keyring.from_file(key_file), source=str(key_file), path=key_file, verify=verify
+    )

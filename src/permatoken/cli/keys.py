@@ -8,8 +8,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from .._exceptions import CryptoError
-from .app import console, keys_app, print_json, state
+from .app import console, err_console, keys_app, print_json, state
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -27,30 +26,49 @@ def rotate(
 
     With PERMATOKEN_KEY, append the new key to that (comma-separated) value yourself, then run
     this command to re-wrap; with a key file the new key is generated and appended for you.
+    Running processes that use the same key file pick up the new key by themselves.
     """
-    from ..crypto import Keyring, generate_key, read_key_file_keys, write_key_file
+    from ..crypto import generate_key, read_key_file_keys, write_key_file
+    from ..store.keys import keys_error
 
     st = state(ctx)
     settings = st.settings
     store = st.open_store()
     try:
+        # Before the key file changes: a key set that cannot open the data would only add to it.
+        problems = store.key_problems()
+        if problems:
+            raise keys_error(store.keyring.source, problems)
         if settings.key is None:
             path = settings.resolved_key_file
-            keys = read_key_file_keys(path)
             unfinished = [k for k in store.kek_usage() if k != store.keyring.active_id]
             if unfinished:
                 # An earlier rotation stopped half-way: finish it instead of adding another key.
                 console.print(f"resuming: {len(unfinished)} old key(s) still wrap data keys")
             else:
-                keys.append(generate_key())
-                write_key_file(path, keys)
+                write_key_file(path, [*read_key_file_keys(path), generate_key()])
                 console.print(f"added a new key to {path}")
-            store.keyring = Keyring.from_file(path)
-        total = sum(n for k, n in store.kek_usage().items() if k != store.keyring.active_id)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("re-wrapping data keys", total=total or 1)
-            done = store.rewrap(progress=lambda n: progress.advance(task, n))
-        console.print(f"re-wrapped {done} data keys under {store.keyring.active_id}")
+            store.keyring.refresh()
+        active = store.keyring.active_id
+        total = sum(n for k, n in store.kek_usage().items() if k != active)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            progress.advance(task, n)
+
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("re-wrapping data keys", total=total or 1)
+                store.rewrap(progress=advance)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted after re-wrapping {done} of {total} data keys (all committed); "
+                "run `permatoken keys rotate` again to finish"
+            )
+            raise
+        console.print(f"re-wrapped {done} data keys under {active}")
         if prune:
             _prune(store, settings)
     finally:
@@ -58,32 +76,22 @@ def rotate(
 
 
 def _prune(store: Store, settings: Settings) -> None:
-    """Drop keys no row uses. Processes started before the rotation still seal new values with
-    the old key until they restart: restart them first (docs/security.md)."""
+    """Drop keys no row uses, with writers of sealed values held off meanwhile (a process that
+    follows the key file seals under the newest key from its next seal on)."""
     from ..crypto import kek_id_of, read_key_file_keys, write_key_file
 
     if settings.key is not None:
         console.print("PERMATOKEN_KEY is set: remove old keys from it yourself")
         return
     path = settings.resolved_key_file
-    keys = read_key_file_keys(path)
-    keep = [
-        k
-        for k in keys
-        if kek_id_of(k) in store.kek_usage() or kek_id_of(k) == store.keyring.active_id
-    ]
-    if len(keep) == len(keys):
-        console.print("no unused keys to remove")
-        return
-    # Look again right before writing: a process that has not reloaded the key file may have
-    # sealed a value under an old key meanwhile.
-    in_use = store.kek_usage()
-    if any(kek_id_of(k) in in_use for k in keys if k not in keep):
-        raise CryptoError(
-            "an old key came back into use while pruning",
-            hint="restart every permatoken process so it loads the new key, then run `keys rotate --prune` again",
-        )
-    write_key_file(path, keep)
+    with store.kek_usage_frozen() as in_use:
+        keys = read_key_file_keys(path)
+        keep = [k for k in keys[:-1] if kek_id_of(k) in in_use] + keys[-1:]
+        if len(keep) == len(keys):
+            console.print("no unused keys to remove")
+            return
+        write_key_file(path, keep)
+    store.keyring.refresh()
     console.print(f"removed {len(keys) - len(keep)} unused key(s) from {path}")
 
 

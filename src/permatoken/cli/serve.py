@@ -51,6 +51,12 @@ def serve(
     for noisy in ("httpx", "httpcore", "alembic", "apprise"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     store = st.open_store()
+    try:
+        # A wrong key must not start, report ready and then fail every read: prove it now.
+        store.require_keys()
+    except BaseException:
+        store.close()
+        raise
     engine = build_engine(settings, store)
     if owner:
         engine.owner = owner

@@ -6,6 +6,7 @@ from ..crypto import load_keyring
 from ..settings import Settings
 from ..timeutil import Clock
 from . import engine as _engine
+from . import keys as _keys
 from . import schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
 from .repository import Store
 
@@ -15,14 +16,23 @@ __all__ = ["Store", "open_store"]
 def open_store(
     settings: Settings, *, check_schema: bool = True, clock: Clock | None = None
 ) -> Store:
-    """Open the configured database with the configured keys; refuse a wrong schema."""
+    """Open the configured database with the configured keys; refuse a wrong schema.
+
+    Nothing is sealed under keys that cannot open the data already stored (a wrong
+    ``PERMATOKEN_KEY`` would otherwise mix two keys in one store): the first seal under each key
+    set proves it on a sample of the data keys (:func:`.keys.require_keys`).
+    """
     url = settings.resolved_database_url
     engine = _engine.create_engine(url)
     try:
         with _engine.translated(url):
             if check_schema:
                 _engine.check_schema(engine)
-        keyring = load_keyring(settings.key, settings.resolved_key_file)
+        keyring = load_keyring(
+            settings.key,
+            settings.resolved_key_file,
+            verify=lambda ring: _keys.require_keys(engine, url, ring),
+        )
     except BaseException:
         engine.dispose()
         raise

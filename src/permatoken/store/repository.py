@@ -26,7 +26,8 @@ from .._exceptions import (
     PermatokenError,
 )
 from .._secret import Secret, fingerprint, register_secret
-from ..crypto import Keyring, Sealed
+from ..crypto import Sealed
+from ..live_keyring import LiveKeyring
 from ..models import (
     ISSUERS,
     App,
@@ -43,6 +44,7 @@ from ..models import (
 )
 from ..timeutil import Clock, SystemClock, ensure_utc
 from . import engine as eng
+from .keys import KeysMixin
 from .leases import LeaseMixin
 from .schema import apps, credential_secrets, credentials, events, versions
 
@@ -73,11 +75,11 @@ def _check_id(value: str | None, what: str) -> str | None:
     return value
 
 
-class Store(LeaseMixin):
+class Store(LeaseMixin, KeysMixin):
     """Repository over one database. Construct with :func:`open_store` or :meth:`Store.open`."""
 
     def __init__(
-        self, engine: sa.Engine, keyring: Keyring, *, url: str, clock: Clock | None = None
+        self, engine: sa.Engine, keyring: LiveKeyring, *, url: str, clock: Clock | None = None
     ) -> None:
         self.engine = engine
         self.keyring = keyring
@@ -93,6 +95,13 @@ class Store(LeaseMixin):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def unavailable(self) -> str | None:
+        """Why this store cannot be used as opened (its SQLite file deleted, replaced or
+        read-only since), or None. One ``stat``; PostgreSQL answers None."""
+        guard = eng.database_file(self.engine)
+        found = guard.problem() if guard is not None else None
+        return found[1] if found is not None else None
 
     # --- transactions ---------------------------------------------------------------
     @contextmanager
@@ -696,70 +705,6 @@ class Store(LeaseMixin):
             ) from exc
         register_secret(value)
         return Secret(value)
-
-    # --- key-encryption keys ----------------------------------------------------------
-    def kek_usage(self) -> dict[str, int]:
-        usage: dict[str, int] = {}
-        with self.read() as conn:
-            for col in (versions.c.kek_id, credential_secrets.c.kek_id, apps.c.secret_kek_id):
-                for kek_id, n in conn.execute(sa.select(col, sa.func.count()).group_by(col)):
-                    usage[kek_id] = usage.get(kek_id, 0) + n
-        return usage
-
-    def rewrap(self, *, batch: int = 500, progress: Any = None) -> int:
-        """Re-wrap every data key not under the active KEK, in committed batches (resumable)."""
-        active = self.keyring.active_id
-        done = 0
-        targets = (
-            (
-                versions,
-                versions.c.id,
-                versions.c.wrapped_key,
-                versions.c.kek_id,
-                versions.c.ciphertext,
-            ),
-            (
-                credential_secrets,
-                None,
-                credential_secrets.c.wrapped_key,
-                credential_secrets.c.kek_id,
-                credential_secrets.c.ciphertext,
-            ),
-            (
-                apps,
-                apps.c.id,
-                apps.c.secret_wrapped_key,
-                apps.c.secret_kek_id,
-                apps.c.secret_ciphertext,
-            ),
-        )
-        for table, _pk, wcol, kcol, ccol in targets:
-            pk_cols = list(table.primary_key.columns)
-            while True:
-                with self.write() as conn:
-                    rows = conn.execute(
-                        sa.select(*pk_cols, wcol, kcol, ccol).where(kcol != active).limit(batch)
-                    ).all()
-                    for row in rows:
-                        sealed = self.keyring.rewrap(Sealed(row[-1], row[-3], row[-2]))
-                        where = [c == row[i] for i, c in enumerate(pk_cols)]
-                        conn.execute(
-                            table.update()
-                            .where(*where, kcol == row[-2])
-                            .values({wcol.name: sealed.wrapped_key, kcol.name: sealed.kek_id})
-                        )
-                    if rows:
-                        self.record(
-                            conn,
-                            "keys.rewrapped",
-                            detail={"table": table.name, "count": len(rows), "kek_id": active},
-                        )
-                done += len(rows)
-                if progress is not None:
-                    progress(len(rows))
-                if len(rows) < batch:
-                    break
-        return done
 
 
 # --- row mapping ------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""The keys a running process holds: a :class:`~permatoken.crypto.Keyring` that follows its key file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ._exceptions import CryptoError
+from .crypto import Keyring, Sealed
+
+log = logging.getLogger(__name__)
+
+
+def _signature(path: Path | None) -> tuple[int, int, int, int] | None:
+    """What identifies one version of the key file: device, inode, size, mtime (None if absent)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class LiveKeyring:
+    """The keys a running process uses: a :class:`Keyring` that follows its key file.
+
+    ``keys rotate`` (in another process) appends a key to the file and re-wraps data keys under
+    it, then ``--prune`` removes keys no row uses. A running process must therefore unwrap data
+    keys wrapped by a key it never loaded, and must seal new values under the newest key, or the
+    prune would remove a key it still seals with. So:
+
+    - every seal first checks the file's identity (one ``stat``: seals are rare) and re-reads
+      the file when it changed;
+    - an unwrap that meets a KEK id not loaded re-reads the file (when it changed, and otherwise
+      at most once every ``reread_every`` seconds, for an edit that kept size and mtime);
+    - each operation works on one immutable :class:`Keyring`, so a reload never mixes two key
+      sets within one wrap;
+    - a re-read that fails (a half-edited or deleted file) keeps the keys already loaded and is
+      logged once: a running process never loses a key it holds.
+
+    ``PERMATOKEN_KEY`` cannot change under a running process (restart it). ``verify``, given by
+    :func:`permatoken.store.open_store`, proves a key set opens the data already stored before
+    the first value is sealed under it (again after a reload, and every ``verify_every`` s).
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Keyring],
+        *,
+        source: str,
+        path: Path | None = None,
+        verify: Callable[[Keyring], None] | None = None,
+        verify_every: float = 30.0,
+        reread_every: float = 1.0,
+    ) -> None:
+        self.source = source
+        self.reread_every = reread_every
+        self.verify_every = verify_every
+        self._load = load
+        self._path = path
+        self._verify = verify
+        self._lock = threading.Lock()
+        # Identity first, then content: a change in between is seen (and re-read) next time.
+        self._signature = _signature(path)
+        self._ring = load()
+        self._reread_at = time.monotonic()
+        self._verified: tuple[Keyring, float] | None = None
+        self._failure: str | None = None
+
+    def __repr__(self) -> str:
+        ring = self._ring
+        return f"LiveKeyring(source={self.source!r}, ids={ring.ids}, active={ring.active_id!r})"
+
+    # -- the key set now -----------------------------------------------------------------
+    def current(self) -> Keyring:
+        """The key set now: re-read first if the key file changed since it was read."""
+        if self._path is not None and _signature(self._path) != self._signature:
+            return self._reload(force=False)
+        return self._ring
+
+    def refresh(self) -> Keyring:
+        """Re-read the key file now, changed or not (e.g. on SIGHUP)."""
+        return self._reload(force=True) if self._path is not None else self._ring
+
+    @property
+    def active_id(self) -> str:
+        return self.current().active_id
+
+    @property
+    def ids(self) -> list[str]:
+        return self.current().ids
+
+    def __contains__(self, kek_id: object) -> bool:
+        return kek_id in self.current()
+
+    def _reload(self, *, force: bool) -> Keyring:
+        with self._lock:
+            signature = _signature(self._path)
+            if signature == self._signature and not force:
+                return self._ring  # another thread re-read it meanwhile
+            self._reread_at = time.monotonic()
+            old = self._ring
+            try:
+                ring = self._load()
+            except CryptoError as exc:
+                if exc.message != self._failure:
+                    log.error(
+                        "could not re-read the keys (%s); still using the %d key(s) loaded, "
+                        "active %s",
+                        exc.message,
+                        len(old.ids),
+                        old.active_id,
+                    )
+                    self._failure = exc.message
+                self._signature = signature
+                return old
+            self._failure = None
+            self._signature = signature
+            self._ring = ring
+            if ring.ids != old.ids:
+                log.info(
+                    "re-read the keys from %s: %d key(s), active %s",
+                    self.source,
+                    len(ring.ids),
+                    ring.active_id,
+                )
+            return ring
+
+    def _holding(self, kek_id: str) -> Keyring:
+        """The key set, re-read if it lacks ``kek_id`` (another process may have added it)."""
+        ring = self._ring
+        if kek_id in ring or self._path is None:
+            return ring
+        ring = self.current()
+        if kek_id not in ring and time.monotonic() - self._reread_at >= self.reread_every:
+            ring = self._reload(force=True)
+        return ring
+
+    def _check(self, ring: Keyring) -> None:
+        if self._verify is None:
+            return
+        done = self._verified
+        if done is not None and done[0] is ring and time.monotonic() - done[1] < self.verify_every:
+            return
+        self._verify(ring)
+        self._verified = (ring, time.monotonic())
+
+    # -- operations, each on one key set ------------------------------------------------
+    def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
+        ring = self.current()
+        self._check(ring)
+        return ring.seal(plaintext, aad)
+
+    def open(self, sealed: Sealed, aad: bytes) -> bytes:
+        return self._holding(sealed.kek_id).open(sealed, aad)
+
+    def wrap(self, dek: bytes) -> tuple[str, bytes]:
+        return self.current().wrap(dek)
+
+    def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
+        return self._holding(kek_id).unwrap(kek_id, wrapped)
+
+    def rewrap(self, sealed: Sealed) -> Sealed:
+        ring = self.current()
+        if sealed.kek_id not in ring:
+            ring = self._holding(sealed.kek_id)
+        return ring.rewrap(sealed)
+
+
+__all__ = ["LiveKeyring"]

@@ -10,6 +10,7 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     │   └── InvalidNameError        a credential name outside the grammar
     ├── StoreError                  the database cannot be used
     │   ├── StoreUnreachableError   cannot connect (names host and port, never the password)
+    │   │   └── StoreUnavailableError  reachable but unusable now: locked, read-only, file deleted
     │   ├── SchemaError             schema older or newer than this code, or not a permatoken store
     │   └── ConflictError           a concurrent writer won; nothing was changed
     ├── NotFoundError               unknown credential, version, app or key
@@ -79,6 +80,12 @@ class StoreError(PermatokenError):
 
 class StoreUnreachableError(StoreError):
     code = "store_unreachable"
+
+
+class StoreUnavailableError(StoreUnreachableError):
+    """The database answers but cannot do the work now (``reason``: locked, read_only, gone)."""
+
+    code = "store_unavailable"
 
 
 class SchemaError(StoreError):

@@ -433,7 +433,8 @@ class Deliverer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._pass(self._stop.is_set)
+                if self.store.unavailable() is None:  # a lost database is logged once, there
+                    self._pass(self._stop.is_set)
             except Exception:
                 log.exception("notice delivery pass failed; retrying")
             self._wake.wait(self.interval)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._exceptions import PermatokenError
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
@@ -38,27 +39,41 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Each check is true or false; a false one has a reason in ``reasons`` (503 then)."""
     b: Broker = request.app.state.broker
-
-    def database() -> bool:
-        try:
-            with b.store.read() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            return True
-        except Exception:
-            return False
-
-    checks = {
-        "database": await run_in_threadpool(database),
-        "key": bool(b.store.keyring.active_id),
-        "scheduler": b.scheduler_alive(),
-    }
+    problems = await run_in_threadpool(_storage_problems, b.store)
+    problems["scheduler"] = None if b.scheduler_alive() else "the scheduler is not running"
     if b.listener is not None:
-        checks["notifications"] = bool(b.listener.connected)
+        problems["notifications"] = (
+            None if b.listener.connected else "LISTEN to PostgreSQL is not connected"
+        )
+    checks = {name: problem is None for name, problem in problems.items()}
     ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": checks}, status_code=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if not ok:
+        body["reasons"] = {name: problem for name, problem in problems.items() if problem}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def _storage_problems(store: Store) -> dict[str, str | None]:
+    """The database answers (and is the file this process opened); the keys open its data."""
+    problem = store.unavailable()
+    if problem is None:
+        try:
+            with store.read() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except PermatokenError as exc:
+            problem = exc.message
+        except Exception as exc:
+            problem = f"the database check failed ({type(exc).__name__})"
+    if problem is not None:
+        return {"database": problem, "key": "not checked: the database is unavailable"}
+    try:
+        keys = store.key_problems()
+    except PermatokenError as exc:
+        return {"database": None, "key": f"not checked: {exc.message}"}
+    shown = "; ".join(str(p) for p in keys[:3])
+    return {"database": None, "key": f"{store.keyring.source}: {shown}" if keys else None}
 
 
 async def metrics(request: Request) -> Response:
@@ -325,7 +340,8 @@ def operations() -> list[Op]:
             "/readyz",
             "/readyz",
             readyz,
-            "Database reachable, key loaded, scheduler alive.",
+            "Database reachable (and still the file opened), the keys open its data, "
+            "scheduler alive; 503 names the failing checks in `reasons`.",
             s.HealthOut,
             public=True,
             extra_responses={"503": "Not ready."},

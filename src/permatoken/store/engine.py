@@ -3,13 +3,24 @@
 SQLite runs in WAL mode with a busy timeout. Write transactions start with ``BEGIN IMMEDIATE``
 so two processes never both read-then-upgrade to a write lock (the classic SQLite deadlock);
 read-only work passes ``execution_options(readonly=True)`` and gets a plain deferred ``BEGIN``.
+
+A SQLite file deleted or replaced under a running process goes unnoticed by SQLite itself: open
+connections keep reading and writing the unlinked inode, and a new connection would create an
+empty file. So connections open the file without creating it (``mode=rw``), and every transaction
+first checks that the path still names the file the engine opened (:class:`DatabaseFile`, one
+``stat``); a deleted or replaced file refuses all work, a read-only one refuses writes, each with
+:class:`StoreUnavailableError` (HTTP 503), logged once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import threading
+import urllib.parse
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +43,11 @@ from .._exceptions import (
     ConflictError,
     SchemaError,
     StoreError,
+    StoreUnavailableError,
     StoreUnreachableError,
 )
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -79,14 +93,95 @@ def create_engine(url: str) -> sa.Engine:
     )
 
 
+class DatabaseFile:
+    """The SQLite file an engine opened, to notice it deleted, replaced or made read-only."""
+
+    def __init__(self, path: Path) -> None:
+        st = os.stat(path)
+        self.path = path
+        self.identity = (st.st_dev, st.st_ino)
+        self._reported: str | None = None
+        self._lock = threading.Lock()
+
+    def problem(self) -> tuple[str, str] | None:
+        """``(reason, message)`` if the file cannot be used as opened; None when it can."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            found: tuple[str, str] | None = ("gone", "was deleted")
+        except OSError as exc:
+            found = ("gone", f"cannot be checked ({exc.strerror})")
+        else:
+            if (st.st_dev, st.st_ino) != self.identity:
+                found = ("gone", "was replaced by another file")
+            elif not os.access(self.path, os.W_OK):
+                found = ("read_only", "is read-only")
+            else:
+                found = None
+        message = f"database file {self.path} {found[1]}" if found else None
+        if message != self._reported:
+            with self._lock:
+                if message != self._reported:
+                    self._reported = message
+                    if message:
+                        log.error("%s since this process opened it: %s", message, _CONSEQUENCE)
+                    else:
+                        log.warning("database file %s is usable again", self.path)
+        return (found[0], message) if found and message else None
+
+    def check(self, *, writing: bool) -> None:
+        found = self.problem()
+        if found is None or (found[0] == "read_only" and not writing):
+            return
+        reason, message = found
+        raise StoreUnavailableError(
+            f"{message} since this process opened it",
+            hint="put the file back (or make it writable again) and restart `permatoken serve`"
+            if reason == "gone"
+            else "make the database file writable by this user again",
+            reason=reason,
+            path=str(self.path),
+        )
+
+
+_CONSEQUENCE = "writes are refused, /readyz answers 503 and the scheduler pauses"
+_FILES: weakref.WeakKeyDictionary[sa.Engine, DatabaseFile] = weakref.WeakKeyDictionary()
+
+
+def database_file(engine: sa.Engine) -> DatabaseFile | None:
+    """The file of a SQLite engine (None for PostgreSQL and in-memory SQLite)."""
+    return _FILES.get(engine)
+
+
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that does not exist yet (PostgreSQL: assumed to)."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return True
+    return Path(parsed.database).exists()
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    if url.database and url.database != ":memory:":
-        path = Path(url.database)
+    guard: DatabaseFile | None = None
+    if url.database and url.database != ":memory:" and not url.query.get("uri"):
+        path = Path(url.database).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             # Ciphertexts only, but still nobody else's business; SQLite gives -wal/-shm the same mode.
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        guard = DatabaseFile(path)
+        # Never create the file again: a deleted database must fail, not come back empty.
+        url = url.set(
+            database="file:" + urllib.parse.quote(str(path)),
+            query={"mode": "rw", "uri": "true"},
+        )
     engine = sa.create_engine(url, connect_args={"timeout": 30})
+    if guard is not None:
+        _FILES[engine] = guard
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -101,6 +196,8 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         readonly = conn.get_execution_options().get("readonly", False)
+        if guard is not None:
+            guard.check(writing=not readonly)
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
@@ -129,7 +226,19 @@ def translate(exc: Exception, url: str) -> StoreError:
         if "unable to open" in text:
             return StoreUnreachableError(
                 f"cannot open database file {parsed.database} ({text})",
-                hint="check that the directory exists and is writable",
+                hint="check that the file and its directory exist and are writable",
+            )
+        if "locked" in text or "busy" in text:
+            return StoreUnavailableError(
+                f"database file {parsed.database} is locked by another process ({text})",
+                hint="retry; if it lasts, look for a process holding a long transaction",
+                reason="locked",
+            )
+        if "readonly" in text or "read-only" in text:
+            return StoreUnavailableError(
+                f"database file {parsed.database} is read-only ({text})",
+                hint="make the file and its directory writable by this user",
+                reason="read_only",
             )
         return StoreError(f"database error on {parsed.database}: {text}")
     if isinstance(exc, OperationalError) and parsed is not None:
@@ -155,6 +264,15 @@ def translated(url: str) -> Iterator[None]:
         raise translate(exc, url) from exc
     except sqlite3.DatabaseError as exc:
         raise translate(exc, url) from exc
+
+
+@contextlib.contextmanager
+def reading(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
+    """A read-only transaction (a deferred ``BEGIN`` on SQLite), driver errors translated."""
+    with translated(url), engine.connect() as raw:
+        conn = raw.execution_options(readonly=True)
+        with conn.begin():
+            yield conn
 
 
 # --- migrations ---------------------------------------------------------------------

@@ -66,6 +66,8 @@ class TickReport:
     lag_seconds: float = 0.0
     seconds: float = 0.0
     standby: bool = False
+    #: The database cannot be used as opened (SQLite file deleted, replaced, read-only).
+    paused: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -239,6 +241,9 @@ class Scheduler:
         started = time.perf_counter()
         now = self.clock.now()
         report = TickReport()
+        if self.store.unavailable() is not None:  # logged once by the store
+            report.paused = True
+            return self._done(report, now, started)
         if self.store.dialect == "sqlite" and not self._lead(now):
             report.standby = True
             return self._done(report, now, started)
@@ -289,7 +294,8 @@ class Scheduler:
             report.skipped += 1
             return
         now = self.clock.now()
-        action = cred.next_action or "inspect"
+        # A step left by a dead worker is finished first, whatever was planned next.
+        action = "renew" if cred.rotation_step else (cred.next_action or "inspect")
         policy = self.layers.for_credential(cred)
         wanted = costs(action, cred)
         later = self.budgets.reserve(wanted, now)

@@ -69,7 +69,12 @@ class LeaseMixin:
         ttl: float | None = None,
         **fields: Any,
     ) -> None:
-        """Persist the rotation step (and other columns) only while ``owner`` holds the lease."""
+        """Persist the rotation step (and other columns) only while ``owner`` holds the lease.
+
+        While a step is in progress the credential is due when the lease expires: if the worker
+        dies (an API rotation as much as a scheduled one), the scheduler claims it then and
+        resumes, instead of waiting for the next planned renewal or a restart.
+        """
         now: datetime = self._now()
         values: dict[str, Any] = {
             "rotation_step": step,
@@ -79,6 +84,8 @@ class LeaseMixin:
         }
         if ttl is not None:
             values["lease_expires_at"] = now + timedelta(seconds=ttl)
+            if step is not None and "next_due_at" not in fields:
+                values["next_due_at"] = values["lease_expires_at"]
         if "health" in values and hasattr(values["health"], "value"):
             values["health"] = values["health"].value
         with self.write() as conn:

@@ -21,6 +21,7 @@ from permatoken.crypto import (
     read_key_file_keys,
     write_key_file,
 )
+from permatoken.live_keyring import LiveKeyring
 
 AAD = b"permatoken/v1/credential:1/version:1"
 PLAIN = b"zqPlaintextToken0123456789"
@@ -202,3 +203,136 @@ def test_env_key_wins_over_key_file(tmp_path: Path) -> None:
     write_key_file(path, [file_key])
     assert load_keyring(Secret(b64(env_key)), path).active_id == kek_id_of(env_key)
     assert load_keyring(None, path).active_id == kek_id_of(file_key)
+
+
+# --- the live keyring: a running process follows its key file -------------------------------
+
+
+def test_live_keyring_opens_data_keys_wrapped_by_a_key_added_to_the_file(tmp_path: Path) -> None:
+    """Another process appends a key and re-wraps under it: an unwrap that meets the unknown
+    KEK id re-reads the file instead of failing."""
+    path = tmp_path / "key"
+    old, new = generate_key(), generate_key()
+    write_key_file(path, [old])
+    live = load_keyring(None, path)
+    write_key_file(path, [old, new])
+    moved = Keyring([old, new], source="other process").seal(PLAIN, AAD)
+    assert moved.kek_id == kek_id_of(new)
+    assert live.open(moved, AAD) == PLAIN
+    assert live.active_id == kek_id_of(new)
+
+
+def test_live_keyring_seals_under_the_newest_key_as_soon_as_the_file_changes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "key"
+    old, new = generate_key(), generate_key()
+    write_key_file(path, [old])
+    live = load_keyring(None, path)
+    assert live.seal(PLAIN, AAD).kek_id == kek_id_of(old)
+    write_key_file(path, [old, new])
+    assert live.seal(PLAIN, AAD).kek_id == kek_id_of(new)
+    write_key_file(path, [new])  # pruned
+    assert live.ids == [kek_id_of(new)]
+
+
+def test_live_keyring_keeps_its_keys_when_the_file_breaks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A half-edited or deleted key file never takes keys away from a running process; the
+    failed re-read is logged once, not once per seal."""
+    path = tmp_path / "key"
+    key = generate_key()
+    write_key_file(path, [key])
+    live = load_keyring(None, path)
+    sealed = live.seal(PLAIN, AAD)
+    path.write_text("garbage\n")
+    for _ in range(3):
+        assert live.open(live.seal(PLAIN, AAD), AAD) == PLAIN
+    path.unlink()
+    assert live.open(sealed, AAD) == PLAIN and live.active_id == kek_id_of(key)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2  # one for the garbage, one for the deletion
+    assert b64(key) not in caplog.text
+
+
+def test_live_keyring_does_not_reread_the_file_for_every_unknown_kek(tmp_path: Path) -> None:
+    """Reads of a row whose KEK is nowhere re-read the key file when it changed, not on
+    every request."""
+    path = tmp_path / "key"
+    keys = [generate_key()]
+    write_key_file(path, keys)
+    loads: list[int] = []
+
+    def load() -> Keyring:
+        loads.append(1)
+        return Keyring.from_file(path)
+
+    live = LiveKeyring(load, source=str(path), path=path, reread_every=3600)
+    stray = Keyring([generate_key()], source="t").seal(PLAIN, AAD)
+    for _ in range(20):
+        with pytest.raises(CryptoError, match="which is not loaded") as info:
+            live.open(stray, AAD)
+    assert len(loads) == 1  # the first load only
+    write_key_file(path, keys)  # same keys, a new file: worth one look
+    for _ in range(20):
+        with pytest.raises(CryptoError):
+            live.open(stray, AAD)
+    assert len(loads) == 2
+    assert str(path) in info.value.message and "backup" in (info.value.hint or "")
+
+
+def test_live_keyring_refuses_to_seal_when_its_check_fails(tmp_path: Path) -> None:
+    """The check given by open_store runs before the first seal under each key set."""
+    path = tmp_path / "key"
+    write_key_file(path, [generate_key()])
+    seen: list[str] = []
+
+    def verify(ring: Keyring) -> None:
+        seen.append(ring.active_id)
+        raise CryptoError("cannot open data already in the store")
+
+    live = load_keyring(None, path, verify=verify)
+    with pytest.raises(CryptoError, match="already in the store"):
+        live.seal(PLAIN, AAD)
+    assert seen == [live.active_id]
+
+
+def test_env_key_names_which_value_is_malformed() -> None:
+    good = b64(generate_key())
+    with pytest.raises(KeyFileError, match="PERMATOKEN_KEY value 2 of 3") as info:
+        Keyring.from_env_value(Secret(f"{good},{b64(os.urandom(8))},{good}"))
+    assert "backup" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "not base64 at all!"])
+def test_a_damaged_key_file_hint_says_restore_not_init(tmp_path: Path, content: str) -> None:
+    """`permatoken init` cannot repair a key: the hint says to restore it from backup."""
+    path = tmp_path / "key"
+    path.write_text(content)
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError) as info:
+        Keyring.from_file(path)
+    hint = info.value.hint or ""
+    assert "backup" in hint and "PERMATOKEN_KEY" in hint and "permatoken init" not in hint
+
+
+def test_writing_a_symlinked_key_file_writes_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "mounted" / "key"
+    write_key_file(target, [generate_key()])
+    link = tmp_path / "key"
+    link.symlink_to(target)
+    keys = [*read_key_file_keys(link), generate_key()]
+    write_key_file(link, keys)
+    assert link.is_symlink() and read_key_file_keys(target) == keys
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_key_file_that_cannot_be_written_leaves_no_copy_behind(tmp_path: Path) -> None:
+    """A failed write (here: the target is a directory) is a KeyFileError, and the temporary
+    file holding the keys is removed."""
+    path = tmp_path / "key"
+    path.mkdir()
+    with pytest.raises(KeyFileError, match="cannot write key file"):
+        write_key_file(path, [generate_key()])
+    assert [p.name for p in tmp_path.iterdir()] == ["key"]

@@ -103,6 +103,12 @@ class Keyring:
     def __contains__(self, kek_id: object) -> bool:
         return kek_id in self._keys
 
+    def including(self, older: Keyring) -> Keyring:
+        """This key set plus the keys of ``older`` it lacks; this one's active key stays active."""
+        keys = [k for i, k in older._keys.items() if i not in self._keys]
+        keys += [k for i, k in self._keys.items() if i != self.active_id]
+        return Keyring([*keys, self._keys[self.active_id]], source=self.source)
+
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_env_value(cls, value: Secret) -> Keyring:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._exceptions import CryptoError
-from .crypto import Keyring, Sealed
+from .crypto import RESTORE_HINT, Keyring, Sealed
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ class LiveKeyring:
       at most once every ``reread_every`` seconds, for an edit that kept size and mtime);
     - each operation works on one immutable :class:`Keyring`, so a reload never mixes two key
       sets within one wrap;
-    - a re-read that fails (a half-edited or deleted file) keeps the keys already loaded and is
-      logged once: a running process never loses a key it holds.
+    - a re-read that fails (a half-edited or deleted file) is logged once and changes nothing;
+      one that succeeds decides the keys for sealing, while unwraps may still use every key
+      loaded before: a running process never loses a key it could read with (a botched edit
+      of the key file does not stop reads, and the seal check refuses a stranger key).
 
     ``PERMATOKEN_KEY`` cannot change under a running process (restart it). ``verify``, given by
     :func:`permatoken.store.open_store`, proves a key set opens the data already stored before
@@ -68,6 +70,7 @@ class LiveKeyring:
         # Identity first, then content: a change in between is seen (and re-read) next time.
         self._signature = _signature(path)
         self._ring = load()
+        self._reading = self._ring  # every key loaded so far, for unwrapping
         self._reread_at = time.monotonic()
         self._verified: tuple[Keyring, float] | None = None
         self._failure: str | None = None
@@ -121,6 +124,7 @@ class LiveKeyring:
                 return old
             self._failure = None
             self._signature = signature
+            self._reading = ring.including(self._reading)
             self._ring = ring
             if ring.ids != old.ids:
                 log.info(
@@ -132,14 +136,29 @@ class LiveKeyring:
             return ring
 
     def _holding(self, kek_id: str) -> Keyring:
-        """The key set, re-read if it lacks ``kek_id`` (another process may have added it)."""
-        ring = self._ring
-        if kek_id in ring or self._path is None:
-            return ring
-        ring = self.current()
-        if kek_id not in ring and time.monotonic() - self._reread_at >= self.reread_every:
-            ring = self._reload(force=True)
-        return ring
+        """The key set holding ``kek_id``, re-read if need be (another process may have added
+        it); CryptoError naming where the keys came from if it is still missing."""
+        if kek_id in self._reading:
+            return self._reading
+        if self._path is not None:
+            self.current()
+            if (
+                kek_id not in self._reading
+                and time.monotonic() - self._reread_at >= self.reread_every
+            ):
+                self._reload(force=True)
+            if kek_id in self._reading:
+                return self._reading
+        where = (
+            f"key file {self.source}"
+            if self._path is not None
+            else "PERMATOKEN_KEY, which wins over any key file"
+        )
+        raise CryptoError(
+            f"data key is wrapped by {kek_id}, which is not loaded (keys from {where})",
+            hint=RESTORE_HINT,
+            kek_id=kek_id,
+        )
 
     def _check(self, ring: Keyring) -> None:
         if self._verify is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from ..health import assess, describe_left
 from ..models import ISSUERS, Health, NewCredential, validate_name
 from ..timeutil import isoformat, parse_datetime
 from .app import REFUSE_ARGV, app, console, err_console, print_json, read_token, state
+
+if TYPE_CHECKING:
+    from ..crypto import Keyring
 
 HEALTH_STYLE = {
     "ok": "green",
@@ -29,30 +32,38 @@ HEALTH_STYLE = {
 
 @app.command()
 def init(ctx: typer.Context) -> None:
-    """Create the data directory, a key file and the database (idempotent; upgrades the schema)."""
-    from ..crypto import generate_key, write_key_file
+    """Create the data directory, a key file and the database (idempotent; upgrades the schema).
+
+    Refuses, writing nothing, when the database already holds data the available keys cannot
+    open: a new key would only seal new data beside data nobody can read any more.
+    """
+    from ..crypto import Keyring, generate_key, write_key_file
     from ..store import engine as store_engine
+    from ..store.keys import require_keys_before_init
 
     settings = state(ctx).settings
     home = settings.home
+    key_file = settings.resolved_key_file
+    ring: Keyring | None = None
+    if settings.key is not None:
+        ring = Keyring.from_env_value(settings.key)
+    elif key_file.exists() or key_file.is_symlink():
+        ring = Keyring.from_file(key_file)  # refuses bad permissions or length now, not later
+    url = settings.resolved_database_url
+    require_keys_before_init(url, ring, key_file)
     created_home = not home.exists()
     home.mkdir(parents=True, exist_ok=True)
     if created_home:
         os.chmod(home, 0o700)
-    key_file = settings.resolved_key_file
     if settings.key is not None:
         console.print("key: using PERMATOKEN_KEY from the environment")
-    elif key_file.exists():
-        from ..crypto import Keyring
-
-        Keyring.from_file(key_file)  # refuses bad permissions or length now, not later
+    elif ring is not None:
         console.print(f"key: keeping existing key file {key_file}")
     else:
         write_key_file(key_file, [generate_key()])
         console.print(
             f"key: generated {key_file} (mode 0600). Back it up: without it nothing decrypts."
         )
-    url = settings.resolved_database_url
     engine = store_engine.create_engine(url)
     try:
         with store_engine.translated(url):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress
@@ -28,51 +28,53 @@ def rotate(
     this command to re-wrap; with a key file the new key is generated and appended for you.
     Running processes that use the same key file pick up the new key by themselves.
     """
+    st = state(ctx)
+    store = st.open_store()
+    done = [0]
+    try:
+        _rotate(store, st.settings, done)
+        if prune:
+            _prune(store, st.settings)
+    except KeyboardInterrupt:
+        # Batches are committed one by one and the key file is written atomically.
+        err_console.print(
+            f"interrupted after re-wrapping {done[0]} data keys; nothing is lost: run "
+            "`permatoken keys rotate` again to finish (it resumes and adds no further key)"
+        )
+        raise
+    finally:
+        store.close()
+
+
+def _rotate(store: Store, settings: Settings, done: list[int]) -> None:
     from ..crypto import generate_key, read_key_file_keys, write_key_file
     from ..store.keys import keys_error
 
-    st = state(ctx)
-    settings = st.settings
-    store = st.open_store()
-    try:
-        # Before the key file changes: a key set that cannot open the data would only add to it.
-        problems = store.key_problems()
-        if problems:
-            raise keys_error(store.keyring.source, problems)
-        if settings.key is None:
-            path = settings.resolved_key_file
-            unfinished = [k for k in store.kek_usage() if k != store.keyring.active_id]
-            if unfinished:
-                # An earlier rotation stopped half-way: finish it instead of adding another key.
-                console.print(f"resuming: {len(unfinished)} old key(s) still wrap data keys")
-            else:
-                write_key_file(path, [*read_key_file_keys(path), generate_key()])
-                console.print(f"added a new key to {path}")
-            store.keyring.refresh()
-        active = store.keyring.active_id
-        total = sum(n for k, n in store.kek_usage().items() if k != active)
-        done = 0
+    # Before the key file changes: a key set that cannot open the data would only add to it.
+    problems = store.key_problems()
+    if problems:
+        raise keys_error(store.keyring.source, problems)
+    if settings.key is None:
+        path = settings.resolved_key_file
+        unfinished = [k for k in store.kek_usage() if k != store.keyring.active_id]
+        if unfinished:
+            # An earlier rotation stopped half-way: finish it instead of adding another key.
+            console.print(f"resuming: {len(unfinished)} old key(s) still wrap data keys")
+        else:
+            write_key_file(path, [*read_key_file_keys(path), generate_key()])
+            console.print(f"added a new key to {path}")
+        store.keyring.refresh()
+    active = store.keyring.active_id
+    total = sum(n for k, n in store.kek_usage().items() if k != active)
 
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            progress.advance(task, n)
+    def advance(n: int) -> None:
+        done[0] += n
+        progress.advance(task, n)
 
-        try:
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("re-wrapping data keys", total=total or 1)
-                store.rewrap(progress=advance)
-        except KeyboardInterrupt:
-            err_console.print(
-                f"interrupted after re-wrapping {done} of {total} data keys (all committed); "
-                "run `permatoken keys rotate` again to finish"
-            )
-            raise
-        console.print(f"re-wrapped {done} data keys under {active}")
-        if prune:
-            _prune(store, settings)
-    finally:
-        store.close()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("re-wrapping data keys", total=total or 1)
+        store.rewrap(progress=advance)
+    console.print(f"re-wrapped {done[0]} data keys under {active}")
 
 
 def _prune(store: Store, settings: Settings) -> None:
@@ -97,29 +99,48 @@ def _prune(store: Store, settings: Settings) -> None:
 
 @keys_app.command("status")
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Which key-encryption keys are loaded and how many data keys each wraps."""
-    store = state(ctx).open_store()
+    """Which key-encryption keys are loaded and how many data keys each wraps.
+
+    Works without loadable keys too (a lost or damaged key file): it then lists the keys the
+    store needs, says why none is loaded, and exits 6.
+    """
+    from .._exceptions import CryptoError
+    from ..crypto import load_keyring
+    from ..store import engine as store_engine
+    from ..store.keys import kek_usage
+
+    settings = state(ctx).settings
+    url = settings.resolved_database_url
+    engine = store_engine.create_engine(url)
     try:
-        usage = store.kek_usage()
-        loaded = store.keyring.ids
-        active = store.keyring.active_id
+        with store_engine.translated(url):
+            store_engine.check_schema(engine)
+        usage = kek_usage(engine, url)
     finally:
-        store.close()
-    rows = [
+        engine.dispose()
+    problem: CryptoError | None = None
+    try:
+        keyring = load_keyring(settings.key, settings.resolved_key_file)
+        loaded, active = keyring.ids, keyring.active_id
+    except CryptoError as exc:
+        problem, loaded, active = exc, [], ""
+    rows: list[dict[str, Any]] = [
         {"kek_id": k, "loaded": k in loaded, "active": k == active, "data_keys": usage.get(k, 0)}
         for k in sorted(set(loaded) | set(usage))
     ]
     if as_json:
         print_json(rows)
-        return
-    table = Table(header_style="bold")
-    for col in ("KEK", "LOADED", "ACTIVE", "DATA KEYS"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["kek_id"],
-            "yes" if r["loaded"] else "[red]no[/]",
-            "yes" if r["active"] else "",
-            str(r["data_keys"]),
-        )
-    console.print(table)
+    else:
+        table = Table(header_style="bold")
+        for col in ("KEK", "LOADED", "ACTIVE", "DATA KEYS"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["kek_id"],
+                "yes" if r["loaded"] else "[red]no[/]",
+                "yes" if r["active"] else "",
+                str(r["data_keys"]),
+            )
+        console.print(table)
+    if problem is not None:
+        raise problem

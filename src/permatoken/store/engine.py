@@ -294,7 +294,9 @@ def head_revision() -> str:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    with engine.connect() as conn:
+    # Read-only: a command checking the schema must not queue behind a writer's lock.
+    with engine.connect() as raw:
+        conn = raw.execution_options(readonly=True)
         return MigrationContext.configure(conn).get_current_revision()
 
 

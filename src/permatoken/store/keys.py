@@ -197,8 +197,7 @@ class KeysMixin:
         require_keys(self.engine, self.url, self.keyring.current())
 
     def kek_usage(self) -> dict[str, int]:
-        with self.read() as conn:
-            return _usage(conn)
+        return kek_usage(self.engine, self.url)
 
     @contextmanager
     def kek_usage_frozen(self) -> Iterator[dict[str, int]]:
@@ -259,6 +258,12 @@ class KeysMixin:
         return done
 
 
+def kek_usage(engine: sa.Engine, url: str) -> dict[str, int]:
+    """How many data keys each KEK id wraps (needs no key at all)."""
+    with eng.reading(engine, url) as conn:
+        return _usage(conn)
+
+
 def _usage(conn: sa.Connection) -> dict[str, int]:
     usage: dict[str, int] = {}
     for t in SEALED:
@@ -270,6 +275,7 @@ def _usage(conn: sa.Connection) -> dict[str, int]:
 __all__ = [
     "KeyProblem",
     "KeysMixin",
+    "kek_usage",
     "key_problems",
     "keys_error",
     "require_keys",

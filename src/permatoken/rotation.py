@@ -42,6 +42,7 @@ from .meta.errors import ErrorKind
 from .meta.graph import GraphClient
 from .models import Credential, Health, TokenVersion, VersionMeta, VersionState
 from .policy import Policy, backoff, renewal_due_at, resolve
+from .references import guarded_reveal
 from .store import Store
 from .timeutil import Clock, SystemClock, isoformat
 
@@ -855,7 +856,8 @@ class RenewalEngine:
             current_token=lambda: self.store.reveal(name),
             app_secret=lambda: self.store.app_secret(cred.app_id or ""),
             secret=lambda s: self.store.get_secret(name, s),
-            reveal_credential=self.store.reveal,
+            # Another credential's token only after checking who pointed this one at it.
+            reveal_credential=guarded_reveal(self.store, cred),
             current_dead=dead,
         )
 

@@ -164,6 +164,7 @@ class CredentialStatus:
         """``policy``: the effective :class:`~permatoken.policy.Policy` (all layers); without
         it the defaults plus the credential's own overrides are shown."""
         from .policy import describe, resolve, summary
+        from .references import upstream_status
         from .timeutil import isoformat
 
         cur = self.current
@@ -189,6 +190,8 @@ class CredentialStatus:
             "next_action": self.credential.next_action,
             "next_due_at": isoformat(self.credential.next_due_at),
             "policy": _policy_json(self.credential.policy, policy, resolve, describe, summary),
+            # Where the issuer sends stored secrets, and the last host change (null for Meta's).
+            "upstream": upstream_status(self.credential),
         }
 
 

@@ -20,6 +20,8 @@ from starlette.routing import Route
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
+from . import routes_history as h
+from . import routes_keys as k
 from . import routes_manage as m
 from . import routes_tokens as t
 from . import schemas as s
@@ -253,7 +255,7 @@ def operations() -> list[Op]:
             "get",
             "/v1/events",
             "/v1/events",
-            m.list_events,
+            h.list_events,
             f"Credential events, newest first ({view}).",
             s.EventListOut,
             params=(
@@ -265,7 +267,7 @@ def operations() -> list[Op]:
             "get",
             "/v1/audit",
             "/v1/audit",
-            m.list_audit,
+            h.list_audit,
             f"Audit records, newest first ({view}).",
             s.AuditListOut,
             params=(
@@ -275,12 +277,12 @@ def operations() -> list[Op]:
                 Param("target", "query", {"type": "string", "minLength": 1, "maxLength": 200}),
             ),
         ),
-        Op("get", "/v1/keys", "/v1/keys", m.list_keys, "API keys (admin).", s.KeyListOut),
+        Op("get", "/v1/keys", "/v1/keys", k.list_keys, "API keys (admin).", s.KeyListOut),
         Op(
             "post",
             "/v1/keys",
             "/v1/keys",
-            m.create_key,
+            k.create_key,
             "Create an API key; the key is in the answer, once (admin).",
             s.KeyCreatedOut,
             status=201,
@@ -290,7 +292,7 @@ def operations() -> list[Op]:
             "delete",
             "/v1/keys/{key_id}",
             "/v1/keys/{key_id}",
-            m.revoke_key,
+            k.revoke_key,
             "Revoke an API key (admin).",
             s.KeyOut,
             params=(

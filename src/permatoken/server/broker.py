@@ -106,17 +106,30 @@ class Broker:
         if not p.may(action, name):
             self.deny(request, p, action, name)
 
-    def deny(self, request: Request, p: Principal, action: Action, name: str | None) -> None:
-        self.recorder.add(
-            AuditRecord(
-                p.actor,
-                f"denied.{action.value}",
-                "forbidden",
-                target=name,
-                source=self.client(request),
-                detail={"method": request.method, "route": _route(request)},
-            )
+    def denial(
+        self,
+        request: Request,
+        p: Principal,
+        action: Action,
+        name: str | None,
+        *,
+        reason: str | None = None,
+    ) -> AuditRecord:
+        """The audit record of a refused request."""
+        detail: dict[str, str] = {"method": request.method, "route": _route(request)}
+        if reason is not None:
+            detail["reason"] = reason[:200]
+        return AuditRecord(
+            p.actor,
+            f"denied.{action.value}",
+            "forbidden",
+            target=name,
+            source=self.client(request),
+            detail=detail,
         )
+
+    def deny(self, request: Request, p: Principal, action: Action, name: str | None) -> None:
+        self.recorder.add(self.denial(request, p, action, name))
         what = f" for {name!r}" if name else ""
         raise ApiError(
             403,

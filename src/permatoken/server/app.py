@@ -29,6 +29,7 @@ from .access import Action
 from .broker import Broker, BrokerConfig
 from .changes import EventsPoller, PostgresListener
 from .errors import HANDLERS
+from .metrics import AGGREGATE, EVERYTHING, View
 from .openapi import LIMIT, NAME, Op, Param, build_document
 from .routes_tokens import only_params
 
@@ -65,11 +66,15 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     b: Broker = request.app.state.broker
-    if not b.config.metrics_public:
-        await b.authenticate(request, Action.METRICS)
+    if b.config.metrics_public and "authorization" not in request.headers:
+        view = EVERYTHING if b.config.metrics_public_names else AGGREGATE
+    else:
+        p = await b.authenticate(request, Action.METRICS)
+        view = EVERYTHING if not p.grants else View(sees=p.sees, grants=p.grants)
     only_params(request)
     b.metrics.audit_backlog.set(len(b.recorder))
-    return Response(await run_in_threadpool(b.metrics.render), media_type=CONTENT_TYPE_LATEST)
+    body = await run_in_threadpool(b.metrics.render, view)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:
@@ -309,7 +314,8 @@ def operations() -> list[Op]:
             "/metrics",
             "/metrics",
             metrics,
-            "Prometheus metrics (reader, operator, admin unless public).",
+            "Prometheus metrics (reader, operator, admin unless public); per-credential "
+            "series only for names within the key's grants, none without a key.",
             None,
             media="text/plain",
         ),
@@ -379,8 +385,7 @@ class BrokerApp(Starlette):
         entry = b.cache.peek(name)
         if entry is None or len(b.recorder) >= b.recorder.max_backlog:
             return None
-        client = scope.get("client")
-        b.recorder.add_read(p.actor, name, client[0] if client else "unknown", entry.version)
+        b.recorder.add_read(p.actor, name, b.addresses.of(scope), entry.version)
         b.metrics.reads_ok.inc()
         return entry
 

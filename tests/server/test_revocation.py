@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,20 +16,13 @@ from permatoken.server import BrokerConfig
 from permatoken.server.keystore import KeyStore
 from permatoken.store.schema_broker import api_keys
 
-from .conftest import TEST_CONFIG, LiveBroker, add_manual
+from .conftest import TEST_CONFIG, LiveBroker, add_manual, until
 
 
 @pytest.fixture
 def broker_config() -> BrokerConfig:
     """Keys re-read every 0.5 s (the key-cache TTL bounds revocations made elsewhere)."""
     return replace(TEST_CONFIG, key_cache_ttl=0.5)
-
-
-def until(condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
 
 
 class LongPoll:

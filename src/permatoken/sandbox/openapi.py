@@ -48,6 +48,14 @@ FAULT = _obj(
     body={"type": ["string", "null"], "description": "raw body instead of Meta's envelope"},
     latency_seconds=_N,
     timeout_seconds=_N,
+    json={"description": "respond: any JSON value to answer with (instead of body)"},
+    headers={"type": "object", "additionalProperties": _S, "description": "respond: extra"},
+    content_type={"type": ["string", "null"], "description": "respond: Content-Type"},
+    repeat={**_I, "minimum": 1, "description": "respond: body (or json) repeated N times"},
+    body_prefix={**_S, "description": "respond: text before the repeated body"},
+    body_suffix={**_S, "description": "respond: text after the repeated body"},
+    chunk_bytes={**_NULL_I, "description": "respond: send the body in chunks of this size"},
+    chunk_delay_seconds={**_N, "description": "respond: pause between chunks (a slow drip)"},
 )
 
 # (method, path, summary, request schema or None, response schema)

@@ -1,0 +1,134 @@
+"""Reading an answer from Meta (or any token endpoint) within a size and a time budget.
+
+httpx's timeouts bound each read, not the whole body: a server that drips one byte every few
+seconds, or sends 10 MB of HTML, would hold a renewal (and its lease) for as long as it likes
+and fill memory. :func:`read_bounded` / :func:`aread_bounded` stream the body and stop at
+``max_bytes`` or after ``deadline`` seconds, raising :class:`ResponseTooLarge` or
+:class:`ResponseTooSlow`. The request may have reached the server in both cases (a token may
+have been issued): callers treat them as ambiguous failures.
+
+Whether a successful answer is JSON at all is :func:`json_content_type`'s question: Meta
+answers ``application/json`` (``text/javascript`` in older versions); an HTML page with a 200
+is a captive portal or a proxy, never a token.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "RESPONSE_DEADLINE",
+    "BoundedResponse",
+    "ResponseTooLarge",
+    "ResponseTooSlow",
+    "aread_bounded",
+    "json_content_type",
+    "read_bounded",
+]
+
+#: Meta's largest answers permatoken reads (a debug_token with many granular scopes, a page of
+#: phone numbers) are a few KiB; 1 MiB leaves room and still bounds memory.
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
+#: Seconds for a whole answer, headers to last byte.
+RESPONSE_DEADLINE: Final = 30.0
+_JSON_TYPES: Final = frozenset(
+    {"application/json", "text/javascript", "application/javascript", "application/x-javascript"}
+)
+#: Types that are never a JSON answer, whatever the body looks like.
+_NOT_JSON_TYPES: Final = ("text/html", "application/xhtml", "text/xml", "application/xml")
+
+
+class ResponseTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
+class ResponseTooSlow(Exception):
+    def __init__(self, deadline: float) -> None:
+        super().__init__(f"the answer took longer than {deadline:g} s to arrive")
+        self.deadline = deadline
+
+
+@dataclass(frozen=True)
+class BoundedResponse:
+    """The status, headers and (whole, bounded) body of one answer."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    reason_phrase: str = ""
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+def json_content_type(headers: httpx.Headers) -> bool | None:
+    """True for a JSON type, False for a type that is never JSON (HTML, XML), None if unsaid."""
+    raw = headers.get("content-type")
+    if not raw:
+        return None
+    kind = raw.split(";")[0].strip().lower()
+    if kind in _JSON_TYPES or kind.endswith("+json"):
+        return True
+    if kind.startswith(_NOT_JSON_TYPES):
+        return False
+    return None
+
+
+def _deadline_passed(started: float, deadline: float) -> bool:
+    return time.monotonic() - started > deadline
+
+
+def read_bounded(
+    client: httpx.Client,
+    *,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+    deadline: float = RESPONSE_DEADLINE,
+    **request: Any,
+) -> BoundedResponse:
+    """Send ``request`` (httpx ``request()`` arguments) and read the answer within bounds."""
+    started = time.monotonic()
+    with client.stream(**request) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(max_bytes)
+            if _deadline_passed(started, deadline):
+                raise ResponseTooSlow(deadline)
+            chunks.append(chunk)
+        return BoundedResponse(
+            response.status_code, response.headers, b"".join(chunks), response.reason_phrase
+        )
+
+
+async def aread_bounded(
+    client: httpx.AsyncClient,
+    *,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+    deadline: float = RESPONSE_DEADLINE,
+    **request: Any,
+) -> BoundedResponse:
+    """The async twin of :func:`read_bounded`."""
+    started = time.monotonic()
+    async with client.stream(**request) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise ResponseTooLarge(max_bytes)
+            if _deadline_passed(started, deadline):
+                raise ResponseTooSlow(deadline)
+            chunks.append(chunk)
+        return BoundedResponse(
+            response.status_code, response.headers, b"".join(chunks), response.reason_phrase
+        )

@@ -14,21 +14,28 @@ is a captive portal or a proxy, never a token.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 
+from .._secret import redact
+from .errors import ErrorKind, GraphErrorInfo
+
 __all__ = [
+    "BAD_READS",
     "MAX_RESPONSE_BYTES",
     "RESPONSE_DEADLINE",
     "BoundedResponse",
     "ResponseTooLarge",
     "ResponseTooSlow",
     "aread_bounded",
+    "bad_read_info",
     "json_content_type",
     "read_bounded",
+    "unexpected_answer",
 ]
 
 #: Meta's largest answers permatoken reads (a debug_token with many granular scopes, a page of
@@ -80,6 +87,41 @@ def json_content_type(headers: httpx.Headers) -> bool | None:
     if kind.startswith(_NOT_JSON_TYPES):
         return False
     return None
+
+
+#: What a bounded read can raise besides httpx's own transport errors.
+BAD_READS: Final = (ResponseTooLarge, ResponseTooSlow, httpx.InvalidURL)
+
+
+def unexpected_answer(problem: str, status: int | None) -> GraphErrorInfo:
+    """A 2xx (or no) answer that is not what the endpoint promises: unknown, not retried blindly."""
+    return GraphErrorInfo(
+        kind=ErrorKind.UNKNOWN,
+        code=None,
+        subcode=None,
+        message=problem,
+        http_status=status,
+        advice="Check that PERMATOKEN_GRAPH_URL points at Meta or the sandbox",
+    )
+
+
+def bad_read_info(exc: Exception) -> tuple[GraphErrorInfo, bool]:
+    """``(info, ambiguous)`` for one of :data:`BAD_READS`."""
+    if isinstance(exc, ResponseTooSlow):
+        slow = unexpected_answer(str(exc), None)
+        return dataclasses.replace(slow, kind=ErrorKind.TRANSIENT, advice="Retry later"), True
+    if isinstance(exc, ResponseTooLarge):
+        return unexpected_answer(str(exc), None), True
+    # httpx.InvalidURL: a value (a token) too long or malformed for a URL; nothing was sent.
+    info = GraphErrorInfo(
+        kind=ErrorKind.BAD_REQUEST,
+        code=None,
+        subcode=None,
+        message=f"the request cannot be sent: {redact(str(exc))[:120]}",
+        http_status=None,
+        advice="A stored value is malformed: run `permatoken inspect NAME` and replace it",
+    )
+    return info, False
 
 
 def _deadline_passed(started: float, deadline: float) -> bool:

@@ -25,14 +25,15 @@ from .._secret import Secret, redact
 from . import endpoints as ep
 from ._body import decode_body
 from .bounded import (
+    BAD_READS,
     MAX_RESPONSE_BYTES,
     RESPONSE_DEADLINE,
     BoundedResponse,
-    ResponseTooLarge,
-    ResponseTooSlow,
     aread_bounded,
+    bad_read_info,
     json_content_type,
     read_bounded,
+    unexpected_answer,
 )
 from .debug import DebugTokenResult
 from .errors import ErrorKind, GraphErrorInfo, classify_graph_error, graph_error
@@ -146,7 +147,7 @@ class BaseGraphClient:
             problem = fallback if ambiguous else "the response body is not JSON"
         if problem is not None:
             raise self._error(
-                request, _unexpected_answer(problem, response.status_code), usage=usage
+                request, unexpected_answer(problem, response.status_code), usage=usage
             )
         return payload
 
@@ -164,23 +165,8 @@ class BaseGraphClient:
 
     def _failed_read(self, request: ep.GraphRequest, exc: Exception) -> GraphError:
         """An answer that broke a bound, or a request httpx could not even build."""
-        if isinstance(exc, ResponseTooSlow):
-            info = dataclasses.replace(
-                _unexpected_answer(str(exc), None), kind=ErrorKind.TRANSIENT, advice="Retry later"
-            )
-            return self._error(request, info, ambiguous=True)
-        if isinstance(exc, ResponseTooLarge):
-            return self._error(request, _unexpected_answer(str(exc), None), ambiguous=True)
-        # httpx.InvalidURL: a value (a token) too long or malformed for a URL; nothing was sent.
-        info = GraphErrorInfo(
-            kind=ErrorKind.BAD_REQUEST,
-            code=None,
-            subcode=None,
-            message=f"the request cannot be sent: {redact(str(exc))[:120]}",
-            http_status=None,
-            advice="A stored value is malformed: run `permatoken inspect NAME` and replace it",
-        )
-        return self._error(request, info)
+        info, ambiguous = bad_read_info(exc)
+        return self._error(request, info, ambiguous=ambiguous)
 
     def _transport_error(self, request: ep.GraphRequest, exc: httpx.HTTPError) -> GraphError:
         sent = not isinstance(exc, _NOT_SENT)
@@ -196,21 +182,6 @@ class BaseGraphClient:
             advice="Retry with backoff" if kind is ErrorKind.TRANSIENT else "Check the Graph URL",
         )
         return self._error(request, info, ambiguous=sent)
-
-
-#: What a bounded read can raise besides httpx's own transport errors.
-_BAD_READS = (ResponseTooLarge, ResponseTooSlow, httpx.InvalidURL)
-
-
-def _unexpected_answer(problem: str, status: int | None) -> GraphErrorInfo:
-    return GraphErrorInfo(
-        kind=ErrorKind.UNKNOWN,
-        code=None,
-        subcode=None,
-        message=problem,
-        http_status=status,
-        advice="Check that PERMATOKEN_GRAPH_URL points at Meta or the sandbox",
-    )
 
 
 def _scrub(info: GraphErrorInfo, secrets: list[str]) -> GraphErrorInfo:
@@ -272,7 +243,7 @@ class GraphClient(BaseGraphClient):
             response = read_bounded(
                 self._client, **self._bounds(), **self._request_args(call.request)
             )
-        except _BAD_READS as exc:
+        except BAD_READS as exc:
             raise self._failed_read(call.request, exc) from exc
         except httpx.HTTPError as exc:
             raise self._transport_error(call.request, exc) from exc
@@ -414,7 +385,7 @@ class AsyncGraphClient(BaseGraphClient):
             response = await aread_bounded(
                 self._client, **self._bounds(), **self._request_args(call.request)
             )
-        except _BAD_READS as exc:
+        except BAD_READS as exc:
             raise self._failed_read(call.request, exc) from exc
         except httpx.HTTPError as exc:
             raise self._transport_error(call.request, exc) from exc

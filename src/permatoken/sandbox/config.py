@@ -56,7 +56,7 @@ class SandboxConfig:
     #: ``debug_token`` of an unparseable or badly signed ``input_token``: Meta answers 200 with
     #: ``data.is_valid: false`` and ``data.error`` (reference 10); "top_level" gives the
     #: top-level 400/190 envelope some older captures show (reference 3.6, LOW-MEDIUM).
-    debug_token_unparseable: str = "data_error"
+    debug_token_unparseable: str = "data_error"  # noqa: S105
     #: ``{"success": true}`` or Meta's documented-verbatim string ``"true"``.
     revoke_success_as_string: bool = False
     appsecret_time_window: int = 300

@@ -101,13 +101,15 @@ def _shape(data: Any, fallback: str | None, response: BoundedResponse) -> str:
     return "a body that is not JSON" if response.content.strip() else "an empty body"
 
 
+def upstream_error(ctx: IssueContext, message: str) -> RotationError:
+    """A token endpoint's answer that cannot be used: a failed attempt, never a human's job."""
+    name = ctx.credential.name
+    return RotationError(f"{name}: {message}", name=name, reason="upstream")
+
+
 def token_field(ctx: IssueContext, value: Any, what: str) -> str:
     """``value`` if it is a usable token string, else a RotationError naming what is wrong."""
     if not isinstance(value, str):
         problem = f"is {json_kind(value)}, not a string" if value is not None else "is missing"
-        raise RotationError(
-            f"{ctx.credential.name}: {what} {problem} in the answer",
-            name=ctx.credential.name,
-            reason="upstream",
-        )
+        raise upstream_error(ctx, f"{what} {problem} in the answer")
     return value

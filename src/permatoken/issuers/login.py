@@ -12,11 +12,10 @@ from typing import ClassVar
 
 import httpx
 
-from .._exceptions import RotationError
 from .._secret import Secret, register_secret
 from ..models import check_instant, json_kind
 from .base import IssueContext, Obtained
-from .http_issuers import post, token_field
+from .http_issuers import post, token_field, upstream_error
 
 
 class LoginIssuer:
@@ -37,11 +36,7 @@ class LoginIssuer:
         try:
             expires_at = _parse_expires_after(first.get("expires_after"))
         except ValueError as exc:
-            raise RotationError(
-                f"{ctx.credential.name}: the login answer has an impossible {exc}",
-                name=ctx.credential.name,
-                reason="upstream",
-            ) from None
+            raise upstream_error(ctx, f"the login answer has an impossible {exc}") from None
         return Obtained(
             Secret(token), expires_at, expires_at is not None, "BSP_LOGIN", old_stays_valid=False
         )

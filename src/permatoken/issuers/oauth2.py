@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .._exceptions import NotFoundError, RotationError
+from .._exceptions import NotFoundError
 from .._secret import Secret, register_secret
 from ..models import expiry_from_lifetime
 from .base import IssueContext, Obtained
-from .http_issuers import post, token_field
+from .http_issuers import post, token_field, upstream_error
 
 
 class OAuth2RefreshIssuer:
@@ -49,11 +49,7 @@ class OAuth2RefreshIssuer:
         try:
             expires_at = expiry_from_lifetime(data.get("expires_in"), ctx.now)
         except ValueError as exc:
-            raise RotationError(
-                f"{ctx.credential.name}: the token endpoint answered an impossible {exc}",
-                name=ctx.credential.name,
-                reason="upstream",
-            ) from None
+            raise upstream_error(ctx, f"the token endpoint answered an impossible {exc}") from None
         token_type = data.get("token_type")
         return Obtained(
             Secret(access),

@@ -124,8 +124,28 @@ def bad_read_info(exc: Exception) -> tuple[GraphErrorInfo, bool]:
     return info, False
 
 
-def _deadline_passed(started: float, deadline: float) -> bool:
-    return time.monotonic() - started > deadline
+class _Body:
+    """The chunks read so far, against both bounds (shared by the sync and async readers)."""
+
+    def __init__(self, max_bytes: int, deadline: float) -> None:
+        self.max_bytes, self.deadline = max_bytes, deadline
+        self.started = time.monotonic()
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise ResponseTooLarge(self.max_bytes)
+        if time.monotonic() - self.started > self.deadline:
+            raise ResponseTooSlow(self.deadline)
+        self.chunks.append(chunk)
+
+    def response(self, response: httpx.Response) -> BoundedResponse:
+        content = b"".join(self.chunks)
+        return BoundedResponse(
+            response.status_code, response.headers, content, response.reason_phrase
+        )
 
 
 def read_bounded(
@@ -136,20 +156,11 @@ def read_bounded(
     **request: Any,
 ) -> BoundedResponse:
     """Send ``request`` (httpx ``request()`` arguments) and read the answer within bounds."""
-    started = time.monotonic()
+    body = _Body(max_bytes, deadline)
     with client.stream(**request) as response:
-        chunks: list[bytes] = []
-        size = 0
         for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise ResponseTooLarge(max_bytes)
-            if _deadline_passed(started, deadline):
-                raise ResponseTooSlow(deadline)
-            chunks.append(chunk)
-        return BoundedResponse(
-            response.status_code, response.headers, b"".join(chunks), response.reason_phrase
-        )
+            body.add(chunk)
+        return body.response(response)
 
 
 async def aread_bounded(
@@ -160,17 +171,8 @@ async def aread_bounded(
     **request: Any,
 ) -> BoundedResponse:
     """The async twin of :func:`read_bounded`."""
-    started = time.monotonic()
+    body = _Body(max_bytes, deadline)
     async with client.stream(**request) as response:
-        chunks: list[bytes] = []
-        size = 0
         async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise ResponseTooLarge(max_bytes)
-            if _deadline_passed(started, deadline):
-                raise ResponseTooSlow(deadline)
-            chunks.append(chunk)
-        return BoundedResponse(
-            response.status_code, response.headers, b"".join(chunks), response.reason_phrase
-        )
+            body.add(chunk)
+        return body.response(response)

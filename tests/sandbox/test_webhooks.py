@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -111,6 +112,18 @@ class TestHandshake:
         assert state.config is before and state.config.webhook_url is None
         emitted.add("control answer", r.text)
         emitted.assert_absent(TOKEN, "not-the-token")
+
+    async def test_a_new_verify_token_alone_is_verified_again(self, client, state, receiver):
+        await configure(client, receiver.url)
+        r = await client.patch("/_sandbox/config", json={"webhook_verify_token": "rotated"})
+        assert r.status_code == 400 and state.config.webhook_verify_token == TOKEN
+        receiver.verify_token = "rotated"
+        r = await client.patch("/_sandbox/config", json={"webhook_verify_token": "rotated"})
+        assert r.status_code == 200 and state.config.webhook_verify_token == "rotated"
+        assert len([x for x in receiver.requests if x.method == "GET"]) == 3
+        r = await client.patch("/_sandbox/config", json={"webhook_duplicates": True})
+        assert r.status_code == 200  # other knobs need no handshake
+        assert len([x for x in receiver.requests if x.method == "GET"]) == 3
 
     async def test_bad_webhook_settings_are_refused(self, client, state):
         for body in (
@@ -254,13 +267,19 @@ class TestDeliveries:
         assert change(post.body)["entry_id"] == fx["businesses"][0]["id"]
         assert change(post.body)["waba_info"]["waba_id"] == fx["wabas"][1]["id"]
 
-    async def test_a_slow_receiver_never_holds_the_state_lock(self, client, state, fx, receiver):
+    @pytest.mark.parametrize("config", [SandboxConfig(**FAST, webhook_timeout_seconds=600)])
+    async def test_a_slow_receiver_never_holds_up_the_sandbox(self, client, state, fx, receiver):
+        """The trigger returns and the state lock stays free while a delivery is in flight."""
         await configure(client, receiver.url)
-        receiver.gate.clear()
-        state.account_event(fx["wabas"][1]["id"], "ACCOUNT_OFFBOARDED")
-        # The call above returned while the delivery is still in flight, blocked by the receiver.
+        receiver.gate.clear()  # every POST now blocks until the test opens the gate
+        trigger = threading.Thread(
+            target=state.account_event, args=(fx["wabas"][1]["id"], "ACCOUNT_OFFBOARDED")
+        )
+        trigger.start()
+        trigger.join(WAIT)
+        assert not trigger.is_alive()
         assert receiver.arrived.wait(WAIT) and receiver.posts() == []
-        assert state.lock.acquire(timeout=WAIT)
+        assert state.lock.acquire(timeout=WAIT)  # no other thread (the sender) holds it
         state.lock.release()
         me = await client.get("/me", headers=bearer(fx["tokens"]["system_user"]["value"]))
         assert me.status_code == 200

@@ -287,6 +287,20 @@ class TestDeliveries:
         receiver.gate.set()
         receiver.wait_for(1)
 
+    async def test_reset_forgets_deliveries_and_pending_retries(self, client, state, fx, receiver):
+        await configure(client, receiver.url)
+        state.config = dataclasses.replace(
+            state.config, webhook_retry_base_seconds=600, webhook_retry_cap_seconds=600
+        )
+        receiver.statuses.append(500)
+        state.account_event(fx["wabas"][1]["id"], "ACCOUNT_OFFBOARDED")
+        assert state.webhooks.wait_until(lambda log: len(log[0]["attempts"]) == 1, WAIT)
+        # The retry now waits ten minutes in the queue.
+        assert (await client.post("/_sandbox/reset", json={})).status_code == 200
+        assert (await client.get("/_sandbox/webhooks")).json() == {"data": []}
+        assert state.webhooks.wait_idle(WAIT)
+        assert state.config.webhook_url == receiver.url  # like every knob, kept across resets
+
     async def test_nothing_secret_is_logged_or_listed(self, client, state, fx, receiver, emitted):
         await configure(client, receiver.url)
         receiver.statuses.append(500)

@@ -292,6 +292,13 @@ class WebhookOutbox:
         with self._cond:
             return [d.to_dict() for d in self._log]
 
+    def wait_until(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float) -> bool:
+        """Wait until ``predicate(log)`` holds; re-checked after every attempt is recorded."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: predicate([d.to_dict() for d in self._log]), timeout=timeout
+            )
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or in flight (held deliveries do not count)."""
         with self._cond:

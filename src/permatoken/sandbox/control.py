@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from permatoken.sandbox.openapi import openapi_document
 from permatoken.sandbox.state import SandboxState
-from permatoken.sandbox.webhooks import averify_endpoint, check_settings, needs_handshake
+from permatoken.sandbox.verification import averify_endpoint, check_settings, needs_handshake
 
 Endpoint = Callable[[Request], Awaitable[JSONResponse]]
 _MAX_BODY = 64 * 1024

@@ -33,7 +33,8 @@ from permatoken.sandbox.models import (
 )
 from permatoken.sandbox.providers import ProviderStore
 from permatoken.sandbox.usage import UsageMeter
-from permatoken.sandbox.webhooks import WebhookOutbox, check_settings, verify_endpoint
+from permatoken.sandbox.verification import check_settings, verify_endpoint
+from permatoken.sandbox.webhooks import WebhookOutbox
 
 _T = TypeVar("_T")
 

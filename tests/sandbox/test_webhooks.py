@@ -227,6 +227,10 @@ class TestDeliveries:
         r = await client.post("/_sandbox/webhooks/flush")
         assert [d["event"] for d in r.json()["data"]] == ["DISABLED_UPDATE"]
         assert change(receiver.wait_for(3)[2].body)["ban_info"]["waba_ban_state"] == "DISABLE"
+        state.account_event(fx["wabas"][0]["id"], "ACCOUNT_OFFBOARDED")
+        assert state.webhook_deliveries()[-1]["status"] == "held"
+        await client.patch("/_sandbox/config", json={"webhook_reorder": False})
+        assert change(receiver.wait_for(4)[3].body)["event"] == "ACCOUNT_OFFBOARDED"
 
     async def test_only_subscribed_wabas_send_their_events(self, client, state, fx, receiver):
         await configure(client, receiver.url)

@@ -116,6 +116,8 @@ async def config(request: Request, state: SandboxState, body: dict[str, Any]) ->
                 raise ControlError(f"webhook verification failed: {new.webhook_url} {problem}")
         with state.lock:
             state.config = state.config.updated(body)
+        if not state.config.webhook_reorder:
+            state.webhooks.flush()  # switching reordering off releases what it held
     return state.config.as_dict()
 
 

@@ -319,3 +319,24 @@ async def test_openapi_describes_the_new_control_routes(client):
         "ACCOUNT_RECONNECTED",
         "DISABLED_UPDATE",
     }
+
+
+def test_docs_name_every_new_knob_event_and_control_route() -> None:
+    """docs/sandbox.md describes what this module adds; a knob or route added later must be too."""
+    import dataclasses
+    from pathlib import Path
+
+    from permatoken.sandbox import AccountEvent, routes_signup
+
+    docs = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    words = ("webhook", "deauthorize", "uninstall", "signup", "partner_event", "waba_removal")
+    knobs = [
+        f.name
+        for f in dataclasses.fields(SandboxConfig)
+        if any(w in f.name for w in (*words, "offboarded"))
+    ]
+    assert len(knobs) >= 15
+    for name in [*knobs, *AccountEvent]:
+        assert f"`{name}" in docs, name
+    for route in routes_signup.routes():
+        assert f"/_sandbox{route.path}" in docs, route.path

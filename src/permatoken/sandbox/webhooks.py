@@ -18,6 +18,7 @@ would fall outside ``webhook_retry_window_seconds`` of the first (see ``docs/san
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import threading
@@ -73,7 +74,7 @@ class Delivery:
             "status": self.status,
             "reason": self.reason,
             "attempts": [dict(a) for a in self.attempts],
-            "payload": self.payload,
+            "payload": copy.deepcopy(self.payload),
         }
 
 

@@ -267,10 +267,12 @@ class TestAccountEvents:
             {"event": "NOPE"},
             {"event": "ACCOUNT_DELETED", "ban_state": "DISABLE"},
             {"event": "DISABLED_UPDATE", "ban_state": "SOMETIMES"},
+            {"event": "PARTNER_APP_UNINSTALLED", "ban_state": "DISABLE"},
         ):
             assert (await self.event(client, waba, **body)).status_code == 400, body
         assert (await self.event(client, "42", event="ACCOUNT_DELETED")).status_code == 404
         assert waba in state.wabas and state.webhook_deliveries() == []
+        assert not any(t.revoked for t in state.tokens.values())
 
 
 class TestDeauthorize:

@@ -125,14 +125,14 @@ def account_event(
     """Raise ``event`` on one WABA; the two app-level events act on the WABA's business."""
     waba = state._need(state.wabas, waba_id, "WABA")
     app = state._app_or_default(app_id)
-    if event is AccountEvent.PARTNER_APP_INSTALLED:
-        return install(state, waba.business_id, app.id)
-    if event is AccountEvent.PARTNER_APP_UNINSTALLED:
-        return uninstall(state, waba.business_id, app.id)
     if ban_state is not None and (
         event is not AccountEvent.DISABLED_UPDATE or ban_state not in BAN_STATES
     ):
         raise ValueError(f"ban_state is one of {', '.join(BAN_STATES)}, for DISABLED_UPDATE only")
+    if event is AccountEvent.PARTNER_APP_INSTALLED:
+        return install(state, waba.business_id, app.id)
+    if event is AccountEvent.PARTNER_APP_UNINSTALLED:
+        return uninstall(state, waba.business_id, app.id)
     killed = 0
     deliveries = _announce(state, event, waba, app, ban_state=ban_state)
     if event is AccountEvent.PARTNER_REMOVED:

@@ -87,7 +87,7 @@ class LiveKeyring:
         return self._ring
 
     def refresh(self) -> Keyring:
-        """Re-read the key file now, changed or not (e.g. on SIGHUP)."""
+        """Re-read the key file now, changed or not (``keys rotate`` after writing it)."""
         return self._reload(force=True) if self._path is not None else self._ring
 
     @property
@@ -168,6 +168,16 @@ class LiveKeyring:
             return
         self._verify(ring)
         self._verified = (ring, time.monotonic())
+
+    def prepare(self) -> None:
+        """Run the seal check now if it is due, outside any transaction (the store calls this
+        before each write): the check reads the database on a connection of its own, which a
+        seal inside a busy transaction would otherwise have to wait for. A failure is left
+        for the seal to raise; writes that seal nothing go ahead."""
+        try:
+            self._check(self.current())
+        except CryptoError:
+            pass
 
     # -- operations, each on one key set ------------------------------------------------
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:

@@ -139,3 +139,30 @@ def test_a_rotation_step_makes_the_credential_due_when_its_lease_expires(
     later = store.clock.now() + timedelta(hours=3)
     store.set_rotation("acme/wa", "w1", None, None, next_due_at=later)
     assert store.get("acme/wa").next_due_at == later  # a finished step plans as it says
+
+
+def test_the_key_check_runs_before_the_write_transaction_not_inside_it(
+    settings: Settings, store: Store
+) -> None:
+    """A write never needs a second connection while it holds the first (under a storm of
+    writers the pool would be empty and the write lock held while waiting for one)."""
+    import sqlalchemy as sa
+
+    add(store, "acme/wa")
+    fresh = open_store(settings)  # its key check is due at its first seal
+    out, peak = [0], [0]
+
+    def checkout(*_: Any) -> None:
+        out[0] += 1
+        peak[0] = max(peak[0], out[0])
+
+    def checkin(*_: Any) -> None:
+        out[0] -= 1
+
+    sa.event.listen(fresh.engine, "checkout", checkout)
+    sa.event.listen(fresh.engine, "checkin", checkin)
+    try:
+        add(fresh, "acme/two")
+    finally:
+        fresh.close()
+    assert peak[0] == 1

@@ -106,6 +106,7 @@ class Store(LeaseMixin, KeysMixin):
     # --- transactions ---------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
+        self.keyring.prepare()  # the key check, if due, before the write lock is held
         with eng.translated(self.url), self.engine.begin() as conn:
             yield conn
 

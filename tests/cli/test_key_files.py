@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import random_token
+from conftest import init_store, random_token
 from permatoken._secret import Secret
 from permatoken.crypto import generate_key, kek_id_of, load_keyring, read_key_file_keys
 from permatoken.models import NewCredential, VersionMeta
-from permatoken.settings import Settings
-from permatoken.store import Store
+from permatoken.settings import Settings, load_settings
+from permatoken.store import Store, open_store
 from permatoken.store import engine as store_engine
 
 KEY_ERROR = 6
@@ -273,13 +273,12 @@ def test_keys_rotate_names_a_damaged_row(
     assert "Traceback" not in r.output
 
 
-def test_ctrl_c_in_the_middle_of_keys_rotate_then_run_again(
-    settings: Settings, store: Store, cli: Any, home: Path
-) -> None:
+def test_ctrl_c_in_the_middle_of_keys_rotate_then_run_again(cli: Any, home: Path) -> None:
     """SIGINT while `keys rotate` waits to re-wrap: exit 130, a message saying to run it again,
-    no stray key copy; the second run resumes without adding a third key and all values open."""
-    if store.dialect != "sqlite":
-        pytest.skip("holds the SQLite write lock to stop the re-wrap half-way")
+    no stray key copy; the second run resumes without adding a third key and all values open.
+    (SQLite: the test holds its write lock to stop the rotation half-way.)"""
+    settings = load_settings()
+    init_store(settings)
     values = {f"acme/c{i}": _add(cli, f"acme/c{i}") for i in range(5)}
     path = settings.resolved_key_file
     lock = sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///"))
@@ -310,6 +309,10 @@ def test_ctrl_c_in_the_middle_of_keys_rotate_then_run_again(
     r = cli("keys", "rotate")
     assert r.rc == 0 and "resuming" in r.stdout, r.output
     assert read_key_file_keys(path) == keys
-    assert store.kek_usage() == {kek_id_of(keys[1]): len(values)}
+    store = open_store(settings)
+    try:
+        assert store.kek_usage() == {kek_id_of(keys[1]): len(values)}
+    finally:
+        store.close()
     for name, value in values.items():
         assert _get(cli, name).stdout == value + "\n"

@@ -59,7 +59,14 @@ def serve(
         from ..scheduler import Scheduler
 
         sched = Scheduler(settings, store, engine)
+    backups: Any = None
     try:
+        if scheduler:  # scheduled backups are background work, like the scheduler's
+            from ..backup.schedule import start_scheduled_backups
+
+            backups = start_scheduled_backups(
+                settings, store, owner=engine.owner, clock=store.clock
+            )
         engine.resume_all()
         if api:
             _serve_api(
@@ -81,6 +88,8 @@ def serve(
         else:
             console.print("nothing to do: both --no-api and --no-scheduler given")
     finally:
+        if backups is not None:
+            backups.stop()
         engine.close()
         store.close()
 

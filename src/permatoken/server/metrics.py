@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..backup.status import LastBackupCollector
 from ..models import Health
 from ..store import Store
 from ..store.schema import credentials, versions
@@ -173,6 +174,7 @@ class BrokerMetrics:
             self.renewals.labels(res)
         self._scheduler_lag = scheduler_lag
         r.register(CredentialCollector(store, per_credential_limit=per_credential_limit))
+        r.register(LastBackupCollector(store))
 
     def on_engine_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
         if kind == "rotation.completed":

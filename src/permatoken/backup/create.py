@@ -86,14 +86,17 @@ def create_backup(
             path=str(out),
         )
     _remove_stale_temps(out)
-    kek_spec, kek_key = new_kek_mac(store.keyring)
-    specs: list[MacSpec] = [kek_spec]
-    keys = [kek_key]
+    specs: list[MacSpec] = []
+    keys: list[bytes] = []
     sealed = None
     if passphrase is not None:
         sealed, pass_key = seal_keys(passphrase, store.keyring)
         specs.append(MacSpec("passphrase"))
         keys.append(pass_key)
+    # The KEK MAC goes last, so it covers the passphrase MAC too (format.py).
+    kek_spec, kek_key = new_kek_mac(store.keyring)
+    specs.append(kek_spec)
+    keys.append(kek_key)
     with snapshot.read(store.engine, store.url) as snap:
         header = Header(
             created_at=store.clock.now(),

@@ -10,8 +10,9 @@
     14+H    …     body: one zlib stream of JSON Lines (below)
     end-32n 32n   n HMAC-SHA256 tags, one per entry of header["macs"], in that order
 
-Every tag covers every byte before the tags (magic, version, header and body), so any change,
-truncation or extension is detected before anything is decoded. Body lines, in order::
+Each tag covers every byte before it (magic, version, header, body and the earlier tags), so
+any change, truncation or extension is detected before anything is decoded, and the last tag
+(the ``kek`` one) covers the whole file: whoever holds the keys checks every byte. Body lines, in order::
 
     {"table": "credentials", "columns": [["id", "integer"], ["name", "string"], ...]}
     [1, "acme/messaging", ...]                 one JSON array per row
@@ -260,8 +261,11 @@ class BackupWriter:
         self._line({"complete": True, "tables": self.counts})
         self._drain()
         self._emit(self._z.flush())
-        for m in self._macs:
-            self._emit(m.digest(), mac=False)
+        for i, m in enumerate(self._macs):
+            tag = m.digest()
+            self._emit(tag, mac=False)
+            for later in self._macs[i + 1 :]:
+                later.update(tag)
         return self._sha.hexdigest()
 
 
@@ -329,11 +333,13 @@ class BackupReader:
                 m.update(chunk)
             left -= len(chunk)
             yield chunk
-        tags = self.f.read(TAG_BYTES * len(self.header.macs) + 1)
-        if len(tags) != TAG_BYTES * len(self.header.macs):
+        n = len(self.header.macs)
+        tags = self.f.read(TAG_BYTES * n + 1)
+        if len(tags) != TAG_BYTES * n:
             raise BackupTamperedError("the backup is truncated or extended", hint=_VERIFY_HINT)
-        for i, m in macs.items():
-            if not hmac.compare_digest(m.digest(), tags[i * TAG_BYTES : (i + 1) * TAG_BYTES]):
+        for i in range(n):
+            tag = tags[i * TAG_BYTES : (i + 1) * TAG_BYTES]
+            if i in macs and not hmac.compare_digest(macs[i].digest(), tag):
                 kind = self.header.macs[i].kind
                 raise BackupTamperedError(
                     f"the backup's MAC does not match ({kind} key): the file was changed, "
@@ -341,6 +347,9 @@ class BackupReader:
                     hint=_VERIFY_HINT,
                     mac=kind,
                 )
+            for j, later in macs.items():
+                if j > i:
+                    later.update(tag)
 
     def check(self) -> None:
         for _ in self._chunks():

@@ -78,6 +78,7 @@ class BackupSchedule:
         period = self.period(now)
         claim = self.log.claim("scheduled", self.owner, now, slot=f"every-{self.every:g}s/{period}")
         if claim is None:
+            log.info("the scheduled backup of period %d is taken by another replica", period)
             return None
         try:
             passphrase = None

@@ -109,6 +109,12 @@ def unlock(
                 "--passphrase-file F`)",
             ) from exc
     spec = header.macs[_index(header, "kek")]
+    if spec.kek_id != header.active_kek_id or spec.kek_id not in header.kek_ids:
+        # Written equal; they differ only in a changed header (whose MAC cannot be checked yet).
+        raise BackupTamperedError(
+            "the backup's header names its keys inconsistently: the file was changed",
+            hint="run `permatoken backup verify FILE` on another copy",
+        )
     try:
         mac_keys[_index(header, "kek")] = kek_mac_key(ring, spec)
     except DecryptionError as exc:

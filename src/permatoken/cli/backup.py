@@ -64,24 +64,21 @@ def backup(
             hint="`permatoken backup --out FILE` (see also `permatoken backup verify FILE`)",
         )
     from ..backup.create import create_backup
-    from ..store.backups import BackupLog
 
     passphrase = _passphrase(passphrase_file)
     store = state(ctx).open_store()
     try:
-        log = BackupLog(store)
-        claim = _claim(log, store)
+        started = store.clock.now()
         try:
             result = create_backup(
                 store, out, passphrase=passphrase, force=force, checkpoint=_test_pause()
             )
         except PermatokenError as exc:
-            _finish(log, store, claim, ok=False, error=exc.message)
+            _record(store, started, ok=False, error=exc.message)
             raise
-        _finish(
-            log,
+        _record(
             store,
-            claim,
+            started,
             ok=True,
             path=str(result.path),
             size=result.size,
@@ -102,23 +99,13 @@ def backup(
     console.print(f"sha256 {result.sha256}; check it any time: `permatoken backup verify FILE`")
 
 
-def _claim(log: Any, store: Any) -> int | None:
-    """Record the backup in the store's log; a read-only store still gets its backup."""
-    try:
-        claim: int | None = log.claim(
-            "manual", f"cli:{socket.gethostname()}:{os.getpid()}", store.clock.now()
-        )
-        return claim
-    except StoreError as exc:
-        err_console.print(f"warning: the backup will not be recorded in the store: {exc.message}")
-        return None
+def _record(store: Any, started: Any, **outcome: Any) -> None:
+    """Log the backup in the store; a read-only store still gets its backup, with a warning."""
+    from ..store.backups import BackupLog
 
-
-def _finish(log: Any, store: Any, claim: int | None, **fields: Any) -> None:
-    if claim is None:
-        return
+    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
     try:
-        log.finish(claim, store.clock.now(), **fields)
+        BackupLog(store).record("manual", owner, started, store.clock.now(), **outcome)
     except StoreError as exc:
         err_console.print(f"warning: could not record the backup in the store: {exc.message}")
 

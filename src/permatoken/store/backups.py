@@ -76,30 +76,24 @@ class BackupLog:
                 raise
             return None
 
-    def finish(
-        self,
-        backup_id: int,
-        now: datetime,
-        *,
-        ok: bool,
-        path: str | None = None,
-        size: int | None = None,
-        sha256: str | None = None,
-        counts: Mapping[str, int] | None = None,
-        error: str | None = None,
-    ) -> None:
+    def finish(self, backup_id: int, now: datetime, *, ok: bool, **outcome: Any) -> None:
+        """Record how a claimed backup ended (``path``, ``size``, ``sha256``, ``counts``, ``error``)."""
         with self.store.write() as conn:
             conn.execute(
                 backups.update()
                 .where(backups.c.id == backup_id)
-                .values(
-                    state="ok" if ok else "failed",
-                    finished_at=now,
-                    path=path,
-                    size=size,
-                    sha256=sha256,
-                    counts=dict(counts) if counts is not None else None,
-                    error=error[:2000] if error else None,
+                .values(**_outcome(ok, now, **outcome))
+            )
+
+    def record(
+        self, kind: str, owner: str, started: datetime, now: datetime, *, ok: bool, **outcome: Any
+    ) -> None:
+        """Record a finished backup in one insert (manual ones: taken before they are logged,
+        so a backup never contains its own unfinished row)."""
+        with self.store.write() as conn:
+            conn.execute(
+                backups.insert().values(
+                    kind=kind, owner=owner[:80], started_at=started, **_outcome(ok, now, **outcome)
                 )
             )
 
@@ -111,6 +105,27 @@ class BackupLog:
         with self.store.read() as conn:
             row = conn.execute(q).mappings().first()
         return _record(row) if row is not None else None
+
+
+def _outcome(
+    ok: bool,
+    now: datetime,
+    *,
+    path: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+    counts: Mapping[str, int] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "state": "ok" if ok else "failed",
+        "finished_at": now,
+        "path": path,
+        "size": size,
+        "sha256": sha256,
+        "counts": dict(counts) if counts is not None else None,
+        "error": error[:2000] if error else None,
+    }
 
 
 def _record(r: Mapping[Any, Any]) -> BackupRecord:

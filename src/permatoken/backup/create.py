@@ -134,7 +134,7 @@ def _write_atomically(
     except OSError as exc:
         raise _write_error(out, exc) from exc
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+        with os.fdopen(fd, "wb") as f:
             writer = BackupWriter(f, header, keys)
             total = 0
             for layout in snap.tables:

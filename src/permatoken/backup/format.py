@@ -285,7 +285,7 @@ def read_header(f: BinaryIO, size: int) -> tuple[Header, bytes]:
         raise BackupError(
             f"backup format version {version} is not supported by this permatoken "
             f"(it reads version {FORMAT_VERSION})",
-            hint="use the permatoken version that wrote it, or upgrade permatoken",
+            hint="upgrade permatoken (`pip install -U permatoken`), or use the version that wrote it",
             format_version=version,
         )
     if length > _MAX_HEADER or _PREFIX.size + length > size:

@@ -123,7 +123,10 @@ def _target_keyring(settings: Settings, verified: Verified) -> tuple[Keyring, Pa
         return ring, None
     keys = verified.sealed_keys
     if not needed <= {kek_id_of(k) for k in keys}:
-        raise CryptoError("the keys sealed in the backup do not include the ones its data uses")
+        raise CryptoError(
+            "the keys sealed in the backup do not include the ones its data uses",
+            hint="run `permatoken backup verify FILE --passphrase-file F`; restore another backup",
+        )
     settings.home.mkdir(parents=True, exist_ok=True)
     if path.parent == settings.home:
         os.chmod(settings.home, 0o700)

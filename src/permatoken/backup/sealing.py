@@ -67,10 +67,16 @@ def read_passphrase(path: Path) -> Secret:
         st = path.stat()
     except OSError as exc:
         raise InputError(
-            f"cannot read passphrase file {path}: {exc.strerror}", path=str(path)
+            f"cannot read passphrase file {path}: {exc.strerror}",
+            hint=f"check the path: `ls -l {path}`",
+            path=str(path),
         ) from None
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"passphrase file {path} is not a regular file", path=str(path))
+        raise InputError(
+            f"passphrase file {path} is not a regular file",
+            hint=f"`ls -l {path}`: give a file holding the passphrase",
+            path=str(path),
+        )
     if st.st_mode & 0o077:
         raise InputError(
             f"passphrase file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o})",
@@ -78,12 +84,18 @@ def read_passphrase(path: Path) -> Secret:
             path=str(path),
         )
     if st.st_size > _MAX_PASSPHRASE_FILE:
-        raise InputError(f"passphrase file {path} is larger than 4 KiB", path=str(path))
+        raise InputError(
+            f"passphrase file {path} is larger than 4 KiB; it is not a passphrase file",
+            hint=f"`ls -l {path}`: give the file that holds only the passphrase",
+            path=str(path),
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
-            f"passphrase file {path} is not readable UTF-8 text", path=str(path)
+            f"passphrase file {path} is not readable UTF-8 text",
+            hint=f"`ls -l {path}`: give the file that holds only the passphrase",
+            path=str(path),
         ) from exc
     # One trailing newline is what editors and `echo` add; it is not part of the passphrase.
     text = text.removesuffix("\n").removesuffix("\r")
@@ -126,7 +138,10 @@ def seal_keys(passphrase: Secret, keyring: Keyring) -> tuple[PassphraseSpec, byt
 def open_keys(passphrase: Secret, spec: PassphraseSpec) -> tuple[list[bytes], bytes]:
     """The sealed KEKs (active last) and the passphrase MAC key; a wrong passphrase is refused."""
     if not (1 <= spec.iterations <= 64 and 1 <= spec.lanes <= 64 and spec.memory_kib <= 4 << 20):
-        raise WrongPassphraseError("the backup's passphrase parameters are out of range")
+        raise WrongPassphraseError(
+            "the backup's passphrase parameters are out of range: the file was changed",
+            hint="run `permatoken backup verify FILE` on another copy",
+        )
     master = _master(passphrase, spec)
     try:
         body = AESGCM(_hkdf(master, b"permatoken/backup/v1/seal")).decrypt(

@@ -92,7 +92,8 @@ def unlock(
         if header.passphrase is None:
             raise BackupError(
                 "this backup was written without a passphrase; it opens with the store's keys",
-                hint="run the command again without --passphrase-file",
+                hint="run `permatoken backup verify FILE` or `permatoken restore FILE` without "
+                "--passphrase-file",
             )
         sealed_keys, pass_key = open_keys(passphrase, header.passphrase)
         ring = Keyring(sealed_keys, source="the backup (passphrase)")
@@ -136,7 +137,10 @@ def _index(header: Header, kind: str) -> int:
     for i, spec in enumerate(header.macs):
         if spec.kind == kind:
             return i
-    raise BackupTamperedError(f"the backup's header has no {kind} MAC")
+    raise BackupTamperedError(
+        f"the backup's header has no {kind} MAC: the file was changed",
+        hint="run `permatoken backup verify FILE` on another copy",
+    )
 
 
 def verify_backup(
@@ -169,7 +173,8 @@ def _open(result: Verified, sealed: SealedColumns, table: str, row: dict[str, An
         raise CryptoError(
             f"a sealed value in {table} ({where}) does not open with the keys available: "
             f"{exc.message}",
-            hint=exc.hint or "load the key that wrapped it, or use --passphrase-file",
+            hint="`permatoken keys status` lists the keys loaded here: load the one that wrapped "
+            "it, or use `permatoken restore FILE --passphrase-file F` if the backup has one",
             table=table,
         ) from exc
     result.kek_ids_used.add(value.kek_id)

@@ -55,7 +55,8 @@ def backup(
         if out is not None or passphrase_file is not None or force or as_json:
             raise InputError(
                 f"options before `{ctx.invoked_subcommand}` belong to `permatoken backup --out "
-                "FILE`; put them after the subcommand"
+                "FILE`; put them after the subcommand",
+                hint=f"e.g. `permatoken backup {ctx.invoked_subcommand} --json`",
             )
         return
     if out is None:

@@ -369,3 +369,32 @@ def test_existing_target_keys_must_hold_the_backup_keys(
         assert current_values(target) == current_values(store)
     finally:
         target.close()
+
+
+def test_a_file_changed_after_its_check_is_not_loaded(
+    settings: Settings,
+    seeded: list[str],
+    other_url: str,
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MACs are checked again over the bytes the load reads: a file changed between the
+    check and the load rolls the whole load back."""
+    from permatoken.backup import restore as restore_mod
+
+    out = tmp_path / "b.ptbackup"
+    assert cli("backup", "--out", str(out)).rc == 0
+    real = restore_mod.verify_backup
+
+    def verify_then_change(path: Path, **kwargs: Any) -> Any:
+        verified = real(path, **kwargs)
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0x10  # the MAC: everything still decodes, only the MAC can tell
+        path.write_bytes(bytes(data))
+        return verified
+
+    monkeypatch.setattr(restore_mod, "verify_backup", verify_then_change)
+    refused = cli("--database-url", other_url, "restore", str(out))
+    assert refused.rc == 12 and "MAC does not match" in refused.stderr
+    _target_untouched(other_url)

@@ -31,7 +31,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("credentials", sa.Column("zz_note", sa.Text, server_default="carried up"))
+    # Moves data: rows loaded after this ran (at the newer layout) would miss it.
+    op.add_column("credentials", sa.Column("zz_note", sa.Text))
+    op.execute("UPDATE credentials SET zz_note = 'carried up'")
 
 
 def downgrade() -> None:
@@ -201,14 +203,17 @@ def test_a_backup_from_an_older_schema_is_migrated_on_restore(
     assert cli("--database-url", other_url, "init").rc == 0  # empty, at t9001
     done = cli("--database-url", other_url, "restore", str(out))
     assert done.rc == 0, done.stderr
-    engine = store_engine.create_engine(other_url)
-    try:
-        assert store_engine.current_revision(engine) == "t9001"
-        with engine.connect() as conn:
-            notes = conn.execute(sa.text("SELECT DISTINCT zz_note FROM credentials")).all()
-        assert notes == [("carried up",)]
-    finally:
-        engine.dispose()
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"  # and a target with no tables at all
+    assert cli("--database-url", fresh, "restore", str(out)).rc == 0
+    for url in (other_url, fresh):
+        engine = store_engine.create_engine(url)
+        try:
+            assert store_engine.current_revision(engine) == "t9001"
+            with engine.connect() as conn:
+                notes = conn.execute(sa.text("SELECT DISTINCT zz_note FROM credentials")).all()
+            assert notes == [("carried up",)]
+        finally:
+            engine.dispose()
     assert cli("--database-url", other_url, "audit", "verify").rc == 0
     target = _open(other_url, settings.resolved_key_file)
     try:

@@ -1,7 +1,7 @@
 """Backup and restore of 10,000 credentials, side by side with the databases' own tools.
 
-Seeds a SQLite store (10,000 credentials with a previous and a current version each, an event
-and an audit record per credential), then times, on the same data in the same run:
+Seeds a SQLite store (10,000 credentials as bench_broker_read.py does, plus an event and an
+audit record per credential), then times, on the same data in the same run:
 
 - SQLite: ``permatoken`` backup and restore vs Python's ``sqlite3.Connection.backup`` (a page
   copy, there and back);
@@ -17,9 +17,7 @@ a restore, and its file moves between engines. Prints seconds and ratios (permat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -31,85 +29,47 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def seed(home: Path, n: int) -> Any:
-    """A store in ``home`` with ``n`` credentials, sealed with its own keyring."""
-    from permatoken._secret import fingerprint
-    from permatoken.crypto import generate_key, write_key_file
+def seed(home: Path, n: int) -> tuple[Any, Any]:
+    """The broker benchmark's store: ``n`` credentials (sealed with the store's keyring), an API
+    key and its audit record; then one event and one audit record per credential as well."""
+    from bench_broker_read import seed as seed_credentials
+
     from permatoken.server.audit import AuditLog, AuditRecord
     from permatoken.settings import load_settings
-    from permatoken.store import engine as store_engine
     from permatoken.store import open_store
-    from permatoken.store.repository import _aad_version
-    from permatoken.store.schema import credentials, events, versions
+    from permatoken.store.schema import credentials, events
 
+    seed_credentials(home, n)
     settings = load_settings(home=home)
-    home.mkdir(parents=True, exist_ok=True)
-    write_key_file(settings.resolved_key_file, [generate_key()])
-    engine = store_engine.create_engine(settings.resolved_database_url)
-    store_engine.upgrade(engine)
-    engine.dispose()
     store = open_store(settings)
     now = datetime.now(UTC)
-    creds, vers, evs = [], [], []
-    for i in range(1, n + 1):
-        name = f"bench/c{i:06d}"
-        creds.append(
-            {
-                "id": i,
-                "name": name,
-                "tenant": "bench",
-                "issuer": "manual",
-                "waba_ids": [],
-                "options": {},
-                "policy": {},
-                "health": "ok",
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        for number, state in ((1, "previous"), (2, "current")):
-            token = "EAAB" + secrets.token_urlsafe(150)
-            sealed = store.keyring.seal(
-                json.dumps({"token": token}).encode(), _aad_version(i, number)
-            )
-            vers.append(
-                {
-                    "credential_id": i,
-                    "version": number,
-                    "state": state,
-                    "ciphertext": sealed.ciphertext,
-                    "wrapped_key": sealed.wrapped_key,
-                    "kek_id": sealed.kek_id,
-                    "fingerprint": fingerprint(token),
-                    "token_type": "SYSTEM_USER",
-                    "scopes": ["whatsapp_business_messaging"],
-                    "waba_ids": [],
-                    "created_at": now,
-                    "state_changed_at": now,
-                }
-            )
-        evs.append(
+    with store.write() as conn:
+        names = list(conn.execute(sa.select(credentials.c.id, credentials.c.name)))
+        rows = [
             {
                 "credential_id": i,
                 "credential_name": name,
                 "kind": "credential.added",
                 "at": now,
                 "actor": "bench",
-                "detail": {"version": 2},
+                "detail": {"version": 1},
             }
-        )
-    with store.write() as conn:
-        for table, rows in ((credentials, creds), (versions, vers), (events, evs)):
-            for lo in range(0, len(rows), 5000):
-                conn.execute(table.insert(), rows[lo : lo + 5000])
-        records = [
-            AuditRecord(actor="bench", action="credential.added", result="ok", target=c["name"])
-            for c in creds
+            for i, name in names
         ]
-        AuditLog(store).append_in(conn, records)
+        for lo in range(0, len(rows), 5000):
+            conn.execute(events.insert(), rows[lo : lo + 5000])
+        AuditLog(store).append_in(
+            conn,
+            [
+                AuditRecord(actor="bench", action="credential.added", result="ok", target=name)
+                for _, name in names
+            ],
+        )
     return settings, store
 
 
@@ -120,14 +80,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def libpq(url: str) -> str:
-    import sqlalchemy as sa
-
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def pg_database(admin: str, name: str, *, drop: bool = False) -> str:
     import psycopg
-    import sqlalchemy as sa
 
     with psycopg.connect(libpq(admin), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -168,8 +125,9 @@ def main() -> None:
 
         t_copy, _ = timed(lambda: sqlite_copy(sqlite_db, work / "copy.db"))
         rows.append(("SQLite backup", t_backup, "sqlite3 .backup", t_copy))
-        target = load_settings(home=work / "t1", database_url=f"sqlite:///{work / 't1.db'}",
-                               key_file=key_file)  # fmt: skip
+        target = load_settings(
+            home=work / "t1", database_url=f"sqlite:///{work / 't1.db'}", key_file=key_file
+        )
         t_restore, _ = timed(lambda: restore_backup(target, out))
         t_back, _ = timed(lambda: sqlite_copy(work / "copy.db", work / "copy-back.db"))
         rows.append(("SQLite restore", t_restore, "sqlite3 .backup back", t_back))
@@ -191,18 +149,23 @@ def main() -> None:
                 t_pg_backup, _ = timed(lambda: create_backup(pg_store, out_pg))
                 pg_store.close()
                 dump = work / "dump.sql"
-                t_dump, _ = timed(lambda: subprocess.run(
-                    ["pg_dump", "--no-owner", "-f", str(dump), libpq(src_url)], check=True
-                ))  # fmt: skip
+                t_dump, _ = timed(
+                    lambda: subprocess.run(
+                        ["pg_dump", "--no-owner", "-f", str(dump), libpq(src_url)], check=True
+                    )
+                )
                 rows.append(("PostgreSQL backup", t_pg_backup, "pg_dump", t_dump))
                 dst_url = pg_database(args.pg_url, "bench_backup_dst")
                 dst = load_settings(home=work / "pg2", database_url=dst_url, key_file=key_file)
                 t_pg_restore, _ = timed(lambda: restore_backup(dst, out_pg))
                 psql_url = pg_database(args.pg_url, "bench_backup_psql")
-                t_psql, _ = timed(lambda: subprocess.run(
-                    ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(dump), libpq(psql_url)],
-                    check=True, stdout=subprocess.DEVNULL,
-                ))  # fmt: skip
+                t_psql, _ = timed(
+                    lambda: subprocess.run(
+                        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(dump), libpq(psql_url)],
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
+                )
                 rows.append(("PostgreSQL restore", t_pg_restore, "psql -f dump.sql", t_psql))
                 for name in ("bench_backup_src", "bench_backup_dst", "bench_backup_psql"):
                     pg_database(args.pg_url, name, drop=True)

@@ -107,10 +107,11 @@ def test_a_flipped_byte_anywhere_is_refused(
     verify_backup(good, keyring=lambda: store.keyring)  # the untouched file passes
     bad = tmp_path / "bad.ptbackup"
     landmarks = _landmarks(data, header_len)
+    landmarks.append(data.index(b'"created_at":"') + 16)  # a date that no longer parses
     spread = [round(i * (len(data) - 1) / 59) for i in range(60)]
     for pos in sorted(set(landmarks + spread)):
         flipped = bytearray(data)
-        flipped[pos] ^= 0x01
+        flipped[pos] ^= 0x01 if pos != landmarks[-1] else 0x40
         bad.write_bytes(bytes(flipped))
         # Argon2id takes ~0.4 s: the passphrase path is tried at the landmarks only.
         ways: list[dict[str, Any]] = [{"keyring": lambda: store.keyring}]

@@ -51,8 +51,17 @@ def _later_migrations(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(store_engine, "_MIGRATIONS", newer)
 
 
-def _open(url: str, key_file: Path) -> Any:
+def _open(url: str, key_file: Path | None) -> Any:
     return open_store(load_settings(database_url=url, key_file=key_file))
+
+
+def _values(url: str, key_file: Path | None) -> dict[str, str]:
+    """Every current token of the store at ``url``, decrypted with ``key_file``'s keys."""
+    target = _open(url, key_file)
+    try:
+        return current_values(target)
+    finally:
+        target.close()
 
 
 def _round_trip(
@@ -121,11 +130,7 @@ def test_round_trip_of_10000_credentials(
     assert without_restore_records(after) == before
     assert len(after["events"]) == len(before["events"]) + 1
     assert len(after["audit_log"]) == len(before["audit_log"]) + 1
-    target = _open(other_url, settings.resolved_key_file)
-    try:
-        restored = current_values(target)
-    finally:
-        target.close()
+    restored = _values(other_url, settings.resolved_key_file)
     assert len(restored) == 10_001
     assert all(restored[name] == value for name, value in values.items())
     audit = run_cli("--database-url", other_url, "audit", "verify", "--json")
@@ -215,11 +220,7 @@ def test_a_backup_from_an_older_schema_is_migrated_on_restore(
         finally:
             engine.dispose()
     assert cli("--database-url", other_url, "audit", "verify").rc == 0
-    target = _open(other_url, settings.resolved_key_file)
-    try:
-        assert target.reveal("acme/messaging").reveal() == seeded[2]
-    finally:
-        target.close()
+    assert _values(other_url, settings.resolved_key_file)["acme/messaging"] == seeded[2]
 
 
 def test_a_backup_from_a_newer_schema_is_refused(
@@ -276,11 +277,7 @@ def test_a_passphrase_backup_restores_where_there_is_no_key_file(
     from permatoken.crypto import read_key_file_keys
 
     assert read_key_file_keys(key_file) == read_key_file_keys(settings.resolved_key_file)
-    target = _open(url, key_file)
-    try:
-        assert current_values(target) == current_values(store)
-    finally:
-        target.close()
+    assert _values(url, key_file) == current_values(store)
     assert cli("--home", str(target_home), "--database-url", url, "audit", "verify").rc == 0
 
 
@@ -369,11 +366,7 @@ def test_existing_target_keys_must_hold_the_backup_keys(
     done = cli(*args, *pp)
     assert done.rc == 0, done.stderr
     assert not other_key.exists()  # PERMATOKEN_KEY matched: no key file written
-    target = open_store(load_settings(database_url=url))
-    try:
-        assert current_values(target) == current_values(store)
-    finally:
-        target.close()
+    assert _values(url, None) == current_values(store)  # keys from PERMATOKEN_KEY
 
 
 def test_a_file_changed_after_its_check_is_not_loaded(

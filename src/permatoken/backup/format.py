@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from .._exceptions import BackupError, BackupTamperedError
+from .._exceptions import BackupError, BackupTamperedError, InputError
 from ..timeutil import ensure_utc, isoformat, parse_datetime
 
 MAGIC = b"PTBACKUP"
@@ -146,7 +146,7 @@ class Header:
                 else None,
                 format=int(d["format"]),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, InputError) as exc:
             raise BackupTamperedError(
                 "the backup's header is damaged (it is not valid JSON of the expected shape)",
                 hint=_VERIFY_HINT,

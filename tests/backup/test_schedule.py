@@ -203,3 +203,30 @@ def test_two_serve_replicas_take_one_scheduled_backup(
     from permatoken.crypto import load_keyring
 
     verify_backup(files[0], keyring=lambda: load_keyring(None, settings.resolved_key_file))
+
+
+def test_backup_settings_from_the_environment_and_the_config_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[backup]` beside `[permatoken]` in config.toml, `PERMATOKEN_BACKUP__…` over it; off by
+    default; a bad interval names its environment variable."""
+    from permatoken._exceptions import ConfigError
+
+    assert load_settings().backup.every is None
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[permatoken]\nlog_level = "INFO"\n\n[backup]\nevery = "1d"\nkeep = 3\n'
+        'passphrase-file = "/etc/pp"\n'
+    )
+    s = load_settings()
+    assert (s.backup.every, s.backup.keep, s.backup.dir) == (86400, 3, None)
+    assert s.backup.passphrase_file == Path("/etc/pp")
+    monkeypatch.setenv("PERMATOKEN_BACKUP__EVERY", "6h")
+    monkeypatch.setenv("PERMATOKEN_BACKUP__DIR", "/var/backups/pt")
+    s = load_settings()
+    assert (s.backup.every, s.backup.keep) == (21600, 3)
+    assert s.backup.dir == Path("/var/backups/pt")
+    monkeypatch.setenv("PERMATOKEN_BACKUP__EVERY", "often")
+    with pytest.raises(ConfigError, match=r"PERMATOKEN_BACKUP__EVERY\): .*cannot parse") as info:
+        load_settings()
+    assert info.value.hint

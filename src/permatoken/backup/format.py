@@ -34,7 +34,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from .._exceptions import BackupError, BackupTamperedError, InputError
@@ -167,7 +167,11 @@ Codec = Callable[[Any], Any]
 
 
 def _enc_datetime(v: Any) -> Any:
-    return None if v is None else ensure_utc(v).isoformat(timespec="microseconds")  # type: ignore[union-attr]
+    if v is None:
+        return None
+    if v.tzinfo is not UTC:  # the store gives aware UTC values: convert only what is not
+        v = ensure_utc(v)
+    return v.isoformat(timespec="microseconds")
 
 
 def _dec_datetime(v: Any) -> Any:

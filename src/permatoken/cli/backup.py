@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +18,9 @@ from .app import app, console, err_console, print_json, state
 
 if TYPE_CHECKING:
     from .._secret import Secret
-    from ..backup.create import Checkpoint
+
+#: Called after every row written with (table, rows written so far).
+Checkpoint = Callable[[str, int], None]
 
 backup_app = typer.Typer(
     help="Backups that restore anywhere: `backup --out FILE`, `backup verify FILE`, "
@@ -71,9 +75,17 @@ def backup(
     try:
         started = store.clock.now()
         try:
-            result = create_backup(
-                store, out, passphrase=passphrase, force=force, checkpoint=_test_pause()
-            )
+            with _progress() as shown:
+                pause = _test_pause()
+
+                def checkpoint(table: str, rows: int) -> None:
+                    shown(table, rows)
+                    if pause is not None:
+                        pause(table, rows)
+
+                result = create_backup(
+                    store, out, passphrase=passphrase, force=force, checkpoint=checkpoint
+                )
         except PermatokenError as exc:
             _record(store, started, ok=False, error=exc.message)
             raise
@@ -109,6 +121,26 @@ def _record(store: Any, started: Any, **outcome: Any) -> None:
         BackupLog(store).record("manual", owner, started, store.clock.now(), **outcome)
     except StoreError as exc:
         err_console.print(f"warning: could not record the backup in the store: {exc.message}")
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Checkpoint]:
+    """Rows written so far, on a terminal (a spinner; the total is not known in advance)."""
+    if not err_console.is_terminal:
+        yield lambda table, rows: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True
+    ) as progress:
+        task = progress.add_task("backing up")
+
+        def show(table: str, rows: int) -> None:
+            if rows % 1000 == 0:
+                progress.update(task, description=f"backing up: {rows:,} rows ({table})")
+
+        yield show
 
 
 def _test_pause() -> Checkpoint | None:

@@ -16,7 +16,7 @@ from typing import Any
 from conftest import random_token
 from permatoken._secret import Secret
 from permatoken.backup import create_backup, verify_backup
-from permatoken.backup.format import BackupReader
+from permatoken.backup.stream import BackupReader
 from permatoken.backup.verify import opened, unlock
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.server.audit import AuditLog, AuditRecord

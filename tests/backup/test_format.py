@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from permatoken._exceptions import BackupError, BackupTamperedError, WrongPassphraseError
 from permatoken._secret import Secret
 from permatoken.backup import create_backup, verify_backup
-from permatoken.backup.format import KNOWN_TAGS, MAGIC, TAG_BYTES, BackupReader, read_header
+from permatoken.backup.format import KNOWN_TAGS, MAGIC, TAG_BYTES, read_header
+from permatoken.backup.stream import BackupReader
 from permatoken.settings import Settings
 from permatoken.store.schema import metadata
 from permatoken.store.snapshot import layouts, sealed_columns

@@ -21,8 +21,9 @@ from .._exceptions import BackupError
 from .._secret import Secret
 from ..store import snapshot
 from ..store.repository import Store
-from .format import BackupWriter, Header, MacSpec
+from .format import Header, MacSpec
 from .sealing import new_kek_mac, seal_keys
+from .stream import BackupWriter
 
 #: Called after every row written with (table, rows written so far): progress bars, test pauses.
 Checkpoint = Callable[[str, int], None]

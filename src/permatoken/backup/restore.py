@@ -33,7 +33,7 @@ from ..crypto import Keyring, kek_id_of, load_keyring, write_key_file
 from ..settings import Settings
 from ..store import engine as store_engine
 from ..store import snapshot
-from .format import BackupReader
+from .stream import BackupReader
 from .verify import Verified, opened, verify_backup
 
 

@@ -24,8 +24,9 @@ from .._exceptions import (
 from .._secret import Secret
 from ..crypto import Keyring
 from ..store.snapshot import SealedColumns, sealed_columns
-from .format import BackupReader, Header, read_header
+from .format import Header, read_header
 from .sealing import kek_mac_key, open_keys
+from .stream import BackupReader
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Backups that restore anywhere: take (:mod:`.create`), check (:mod:`.verify`), restore
 (:mod:`.restore`), and take them on a schedule in ``serve`` (:mod:`.schedule`).
 
-The file format is in :mod:`.format` (pure) and docs/backup.md; its keys in :mod:`.sealing`;
+The file format is in :mod:`.format` (pure; written and read by :mod:`.stream`) and
+docs/backup.md; its keys in :mod:`.sealing`; the last good backup's age in :mod:`.status`;
 the consistent read and the one-transaction load in :mod:`permatoken.store.snapshot`.
 """
 

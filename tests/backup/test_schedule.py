@@ -230,3 +230,25 @@ def test_backup_settings_from_the_environment_and_the_config_file(
     with pytest.raises(ConfigError, match=r"PERMATOKEN_BACKUP__EVERY\): .*cannot parse") as info:
         load_settings()
     assert info.value.hint
+
+
+def test_stopping_serve_abandons_a_scheduled_backup_cleanly(
+    settings: Settings, store: Any, tmp_path: Path
+) -> None:
+    """A backup under way when `serve` stops gives up at once: no file, no temporary file,
+    no failure notice (nothing is wrong), the attempt recorded as interrupted."""
+    from ._world import seed_bulk
+
+    seed_bulk(store, 400)
+    s = _settings(tmp_path)
+    clock = ManualClock(datetime(2026, 7, 1, 0, 30, tzinfo=UTC))
+    schedule = BackupSchedule(s, store, owner="r", clock=clock)
+    schedule.stop()  # as serve does on SIGTERM, here before the backup reaches its 1,000th row
+    outcome = schedule.run_once()
+    assert outcome is not None and outcome.error == "interrupted"
+    assert list((tmp_path / "backups").iterdir()) == []
+    assert Outbox(store, owner="t", clock=clock).all_notices("permatoken/backup") == []
+    attempt = BackupLog(store).last(state=None)
+    assert (
+        attempt is not None and attempt.state == "failed" and "interrupted" in (attempt.error or "")
+    )

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -113,8 +114,13 @@ class Settings(BaseSettings):
     #: "system", or "sandbox" to follow the sandbox's controllable clock at PERMATOKEN_GRAPH_URL
     #: (for demos and time-travel tests; never use it against Meta).
     clock: Literal["system", "sandbox"] = "system"
-    #: Serve /metrics without an API key (for a Prometheus on a trusted network).
+    #: Serve /metrics without an API key (for a Prometheus on a trusted network): totals only.
     metrics_public: bool = False
+    #: With metrics_public, also show per-credential series (credential names) without a key.
+    metrics_public_names: bool = False
+    #: Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For the API
+    #: believes for the client address (throttling, audit). Default: none, the peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # -- scheduler and notifications (docs/scheduler.md, docs/notifications.md) -------------
     #: Global policy layer (same keys as ``permatoken policy set``), below tenant and credential.
@@ -161,6 +167,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return Secret(value.strip()) if value.strip() else None
         raise ValueError("must be a base64 string")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        import ipaddress
+
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        try:
+            return [str(ipaddress.ip_network(str(v).strip(), strict=False)) for v in value]
+        except ValueError:
+            raise ValueError(
+                "must be IP addresses or networks, e.g. 10.0.0.1,10.1.0.0/16"
+            ) from None
 
     @field_validator("graph_version")
     @classmethod

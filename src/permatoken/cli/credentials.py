@@ -297,6 +297,13 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
             data["rotation_step"] or "",
         )
     console.print(table)
+    for data in items:
+        up = data.get("upstream") or {}
+        if up.get("previous_host"):
+            console.print(
+                f"[yellow]{data['name']}: {up['option']} host changed from {up['previous_host']} "
+                f"to {up['host']} ({up['changed_at']} by {up['changed_by']})[/]"
+            )
     console.print(last_backup_line(last_backup, now), markup=False)
 
 

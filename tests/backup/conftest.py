@@ -54,3 +54,12 @@ def other_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
 
 def file_mode(path: Path) -> int:
     return os.stat(path).st_mode & 0o777
+
+
+@pytest.fixture
+def sealed_backup(seeded: list[str], passphrase_file: Path, tmp_path: Path, cli: Any) -> Path:
+    """A backup of the seeded store written with the passphrase (the keys sealed in it)."""
+    out = tmp_path / "sealed.ptbackup"
+    made = cli("backup", "--out", str(out), "--passphrase-file", str(passphrase_file))
+    assert made.rc == 0, made.stderr
+    return out

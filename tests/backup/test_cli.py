@@ -114,12 +114,12 @@ def test_verify_on_a_machine_without_the_key_needs_the_passphrase(
     settings: Settings,
     seeded: list[str],
     passphrase_file: Path,
+    sealed_backup: Path,
     target_home: Path,
     tmp_path: Path,
     cli: Any,
 ) -> None:
-    out = tmp_path / "b.ptbackup"
-    assert cli("backup", "--out", str(out), "--passphrase-file", str(passphrase_file)).rc == 0
+    out = sealed_backup
     elsewhere = ("--home", str(target_home))
     without = cli(*elsewhere, "backup", "verify", str(out))
     assert without.rc == 6 and "--passphrase-file" in without.stderr

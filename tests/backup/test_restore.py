@@ -256,6 +256,7 @@ def test_a_passphrase_backup_restores_where_there_is_no_key_file(
     store: Any,
     seeded: list[str],
     passphrase_file: Path,
+    sealed_backup: Path,
     target_home: Path,
     tmp_path: Path,
     cli: Any,
@@ -263,8 +264,7 @@ def test_a_passphrase_backup_restores_where_there_is_no_key_file(
 ) -> None:
     """The backup's keys are written to a new key file (0600) in the target home."""
     emitted.watch(*seeded, passphrase_file.read_text().strip())
-    out = tmp_path / "b.ptbackup"
-    assert cli("backup", "--out", str(out), "--passphrase-file", str(passphrase_file)).rc == 0
+    out = sealed_backup
     url = _sqlite_in(target_home)
     done = cli(
         "--home", str(target_home), "--database-url", url,
@@ -286,13 +286,13 @@ def test_a_wrong_passphrase_fails_cleanly_and_writes_nothing(
     settings: Settings,
     seeded: list[str],
     passphrase_file: Path,
+    sealed_backup: Path,
     target_home: Path,
     tmp_path: Path,
     cli: Any,
     emitted: Any,
 ) -> None:
-    out = tmp_path / "b.ptbackup"
-    assert cli("backup", "--out", str(out), "--passphrase-file", str(passphrase_file)).rc == 0
+    out = sealed_backup
     wrong = tmp_path / "wrong"
     wrong.write_text("not the passphrase")
     wrong.chmod(0o600)
@@ -336,6 +336,7 @@ def test_existing_target_keys_must_hold_the_backup_keys(
     store: Any,
     seeded: list[str],
     passphrase_file: Path,
+    sealed_backup: Path,
     target_home: Path,
     tmp_path: Path,
     cli: Any,
@@ -346,8 +347,7 @@ def test_existing_target_keys_must_hold_the_backup_keys(
 
     from permatoken.crypto import generate_key, read_key_file_keys, write_key_file
 
-    out = tmp_path / "b.ptbackup"
-    assert cli("backup", "--out", str(out), "--passphrase-file", str(passphrase_file)).rc == 0
+    out = sealed_backup
     url = _sqlite_in(target_home)
     args = ("--home", str(target_home), "--database-url", url, "restore", str(out))
     pp = ("--passphrase-file", str(passphrase_file))

@@ -329,3 +329,13 @@ def test_status_says_how_long_ago_a_token_expired_in_minutes(settings: Settings,
     assert cli("add", "acme/gone", "--offline", "--expires-at", ago, input=TOKEN).rc == 0
     table = cli("status").stdout
     assert "expired 10 min ago" in table, table
+
+
+def test_every_exit_code_is_documented() -> None:
+    """docs/cli.md has a row for every exit code the command uses."""
+    from permatoken import cli
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    codes = {code for _, code in cli.EXIT_CODES} | {cli.INTERRUPTED, cli.INTERNAL_ERROR, 0, 1}
+    missing = [code for code in sorted(codes) if f"\n| {code} |" not in doc]
+    assert not missing, missing

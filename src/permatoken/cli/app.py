@@ -228,16 +228,24 @@ REFUSE_ARGV = (
 )
 
 
+#: How to retry each listening command elsewhere (spelled out so tests can check every hint).
+_ELSEWHERE = {
+    "serve": ("`permatoken serve --port N`", "`permatoken serve --host 127.0.0.1`"),
+    "sandbox": ("`permatoken sandbox --port N`", "`permatoken sandbox --host 127.0.0.1`"),
+}
+
+
 def listen_error(exc: OSError, command: str, host: str, port: int) -> ListenError:
     """What to tell a user whose ``serve``/``sandbox`` cannot bind ``host:port``."""
     import errno
     import socket
 
+    other_port, other_host = _ELSEWHERE[command]
     where = f"{host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         return ListenError(
             f"cannot listen on {where}: the port is already in use by another process",
-            hint=f"choose another port with `permatoken {command} --port N` (0 picks a free one), "
+            hint=f"choose another port with {other_port} (0 picks a free one), "
             f"or stop the process that listens on port {port}",
             host=host,
             port=port,
@@ -245,14 +253,14 @@ def listen_error(exc: OSError, command: str, host: str, port: int) -> ListenErro
     if exc.errno == errno.EACCES:
         return ListenError(
             f"cannot listen on {where}: permission denied (ports below 1024 need privileges)",
-            hint=f"choose a port above 1024 with `permatoken {command} --port N`",
+            hint=f"choose a port above 1024 with {other_port}",
             host=host,
             port=port,
         )
     if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
         return ListenError(
             f"cannot listen on {where}: {host} is not an address of this machine",
-            hint=f"use `permatoken {command} --host 127.0.0.1` (or 0.0.0.0 for every interface)",
+            hint=f"use {other_host} (or 0.0.0.0 for every interface)",
             host=host,
             port=port,
         )

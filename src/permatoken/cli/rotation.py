@@ -100,12 +100,17 @@ def rotate(
     ] = False,
     token_file: Annotated[
         Path | None,
-        typer.Option("--token-file", help="Supply the new value yourself (manual issuer)."),
+        typer.Option("--token-file", help="Supply the new value yourself ('-' = stdin)."),
     ] = None,
-    from_env: Annotated[str | None, typer.Option("--from-env")] = None,
+    from_env: Annotated[
+        str | None, typer.Option("--from-env", help="Read the new value from this variable.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Renew NAME now through its issuer (staged: obtain, store as pending, verify, promote)."""
+    """Renew NAME now through its issuer (staged: obtain, store as pending, verify, promote).
+
+    A manual credential takes the new value from --token-file, --from-env or a pipe on stdin.
+    """
     from ..service import build_engine
 
     validate_name(name)

@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         # quiet when the command it ran ends well after the Ctrl-C.
         print(f"\nstopped (Ctrl-C). The demo's files are under {demo.root}.", flush=True)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         demo.stop_all()
 
 

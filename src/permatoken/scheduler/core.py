@@ -443,17 +443,7 @@ class Scheduler:
         automatic = issuer_for(cred.issuer).automatic
         expires_at = current.meta.expires_at
         if expires_at is not None and expires_at <= now:
-            return self._send(
-                nt.expired(
-                    cred.name,
-                    cred.tenant,
-                    current.version,
-                    expires_at=expires_at,
-                    now=now,
-                    automatic=automatic,
-                ),
-                cred,
-            )
+            return self._send_expired(cred, current.version, expires_at, now)
         threshold = reminder_due(policy, expires_at, now)
         if threshold is None or expires_at is None:
             return False
@@ -468,6 +458,15 @@ class Scheduler:
             now=now,
             automatic=automatic,
             reason=cred.health_reason if automatic else None,
+        )
+        return self._send(notice, cred)
+
+    def _send_expired(
+        self, cred: Credential, version: int, expires_at: datetime, now: datetime
+    ) -> bool:
+        automatic = issuer_for(cred.issuer).automatic
+        notice = nt.expired(
+            cred.name, cred.tenant, version, expires_at=expires_at, now=now, automatic=automatic
         )
         return self._send(notice, cred)
 
@@ -531,13 +530,7 @@ class Scheduler:
                 return  # a pending version being verified is not news
             if not detail.get("valid") and expires is not None and expires <= now:
                 # Invalid because it expired: the one "expired" notice says it (and says how).
-                automatic = issuer_for(cred.issuer).automatic
-                self._send(
-                    nt.expired(
-                        name, cred.tenant, number, expires_at=expires, now=now, automatic=automatic
-                    ),
-                    cred,
-                )
+                self._send_expired(cred, number, expires, now)
             elif not detail.get("valid"):
                 self._send(
                     nt.token_invalid(

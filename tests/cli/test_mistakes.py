@@ -80,6 +80,10 @@ def test_add_with_another_secret_for_a_registered_app_is_refused(
         assert store.app_secret("111").reveal() == "zqRightAppSecret0123"
     finally:
         store.close()
+    # `app add` does not replace it either: that is `app update`, explicitly.
+    again = cli("app", "add", "111", "--secret-file", str(wrong))
+    assert again.rc == 4 and "permatoken app update 111 --secret-file FILE" in again.stderr
+    assert db_rows(url) == before
     # The same secret again, or none at all, is fine: the stored one is used.
     assert cli("add", "acme/two", *offline, "--app-secret-file", str(right), input=TOKEN).rc == 0
     assert cli("add", "acme/three", *offline, input=TOKEN).rc == 0

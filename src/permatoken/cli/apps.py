@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .._exceptions import InputError
+from .._exceptions import AlreadyExistsError, InputError, NotFoundError
 from .app import REFUSE_ARGV, Command, app, console, print_json, read_token, state, sub_app
 
 if TYPE_CHECKING:
@@ -55,6 +55,16 @@ def add(
     )
     store = state(ctx).open_store()
     try:
+        try:
+            store.get_app(app_id)
+        except NotFoundError:
+            pass
+        else:  # replacing a secret that other credentials rely on is `app update`'s job
+            raise AlreadyExistsError(
+                f"app {app_id} is already registered; nothing was changed",
+                hint=f"to change its secret run `permatoken app update {app_id} --secret-file FILE`",
+                app_id=app_id,
+            )
         a = store.put_app(
             app_id, secret, name=name, require_app_secret=require_app_secret, actor="cli"
         )

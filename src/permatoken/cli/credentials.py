@@ -76,8 +76,6 @@ def _status(
         )
     if name is not None:
         validate_name(name)
-    from rich.table import Table
-
     from ..scheduler.policies import PolicyLayers
 
     st = state(ctx)
@@ -103,6 +101,8 @@ def _status(
     if not items:
         console.print("no credentials yet. Add one: `permatoken add NAME < token.txt`")
         return
+    from rich.table import Table
+
     table = Table(title=None, header_style="bold")
     for col in ("NAME", "HEALTH", "EXPIRES", "LEFT", "VER", "ISSUER", "TYPE", "STEP"):
         table.add_column(col)

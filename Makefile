@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Ctrl-C ends the demo with exit 0 (it stops its sandbox and service itself): no make error line.
 demo: $(STAMP)
 	@$(BIN)/python -m permatoken.demo
 

@@ -60,7 +60,7 @@ def backup(
             raise InputError(
                 f"options before `{ctx.invoked_subcommand}` belong to `permatoken backup --out "
                 "FILE`; put them after the subcommand",
-                hint=f"e.g. `permatoken backup {ctx.invoked_subcommand} --json`",
+                hint="e.g. `permatoken backup verify FILE --json`, not `--json verify FILE`",
             )
         return
     if out is None:

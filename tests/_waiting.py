@@ -26,3 +26,26 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def pg_lock_waiters(url: str) -> int:
+    """Sessions of the database at ``url`` waiting for a lock (row or advisory) held by another.
+
+    What a test waits on to know that a transaction is blocked, rather than assuming it after
+    a sleep: the lock is the behaviour under test.
+    """
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()

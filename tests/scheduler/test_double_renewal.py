@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from _waiting import pg_lock_waiters
 from permatoken.meta.graph import GraphClient
 from permatoken.rotation import RenewalEngine, RotationOutcome
 from permatoken.scheduler import Scheduler
@@ -47,23 +48,6 @@ def _replica(world: World, owner: str) -> tuple[Scheduler, RecordingEngine]:
     sched = Scheduler(world.settings, world.store, engine, clock=world.clock, lease_ttl=60)
     world.schedulers.append(sched)
     return sched, engine
-
-
-def _lock_waiters(url: str) -> int:
-    """Backends of this database waiting for a lock held by another transaction."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    )
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -102,7 +86,7 @@ def test_replicas_claiming_at_the_same_moment_take_disjoint_rows_without_waiting
         tb.start()
         # B either finishes on its own, or shows up waiting for A's row locks.
         deadline = time.monotonic() + 60
-        while tb.is_alive() and not _lock_waiters(store_url) and time.monotonic() < deadline:
+        while tb.is_alive() and not pg_lock_waiters(store_url) and time.monotonic() < deadline:
             time.sleep(0.02)
         b_waited = tb.is_alive()
     finally:

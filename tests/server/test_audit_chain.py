@@ -6,14 +6,26 @@ only a hash that covers the previous record's hash (and a head recorded elsewher
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from permatoken.server.audit import GENESIS, AuditLog, AuditRecord, ChainedRecord, record_hash
+from _waiting import pg_lock_waiters, wait_for
+from permatoken.server.audit import (
+    GENESIS,
+    AuditLog,
+    AuditRecord,
+    ChainedRecord,
+    Verification,
+    record_hash,
+    verify_chain,
+)
 from permatoken.store import Store
 
 AT = datetime(2027, 1, 4, 9, 0, 0, 123456, tzinfo=UTC)
@@ -103,3 +115,193 @@ def test_a_rewritten_tail_verifies_but_a_recorded_head_catches_it(
     assert cli("audit", "verify").rc == 0
     r = cli("audit", "verify", "--head", head)
     assert r.rc == 1 and "record 6 does not match the recorded head" in r.stderr, r.stderr
+
+
+# --- verify_chain, pure: every way a chain breaks, and what it reports ------------------------
+
+
+def _records(n: int) -> list[ChainedRecord]:
+    out: list[ChainedRecord] = []
+    prev = GENESIS
+    for seq in range(1, n + 1):
+        fields = ("key:k1", "token.read", f"acme/t{seq}", "10.0.0.1", "ok", {"seq": seq})
+        digest = record_hash(seq, AT, *fields, prev)
+        out.append(ChainedRecord(seq, AT, *fields, prev, digest))
+        prev = digest
+    return out
+
+
+def test_an_intact_chain_reports_its_length_and_head() -> None:
+    rows = _records(4)
+    assert verify_chain(rows) == Verification(True, 4, 4, rows[-1].hash)
+    assert verify_chain([]) == Verification(True, 0, 0, GENESIS)
+
+
+def test_deleted_records_are_named_as_a_range() -> None:
+    rows = _records(6)
+    assert verify_chain([*rows[:1], *rows[3:]]) == Verification(
+        False, 1, 1, rows[0].hash, 2, "record 2-3 is missing (deleted) before record 4"
+    )
+    assert verify_chain(rows[1:]) == Verification(
+        False, 0, 0, GENESIS, 1, "record 1 is missing (deleted) before record 2"
+    )
+
+
+def test_a_record_out_of_order_is_named() -> None:
+    rows = _records(4)
+    assert verify_chain([rows[0], rows[1], rows[0]]) == Verification(
+        False, 2, 2, rows[1].hash, 1, "record 1 is out of order"
+    )
+
+
+def test_a_modified_record_is_named() -> None:
+    rows = _records(3)
+    rows[1] = dataclasses.replace(rows[1], result="denied")
+    assert verify_chain(rows) == Verification(
+        False,
+        1,
+        1,
+        rows[0].hash,
+        2,
+        "record 2 was modified or moved (its content does not match its hash)",
+    )
+
+
+def test_a_record_rehashed_onto_another_predecessor_breaks_the_link() -> None:
+    """Record 3 re-chained (hash recomputed) after a predecessor that is not record 2."""
+    rows = _records(3)
+    fields = (rows[2].actor, rows[2].action, rows[2].target, rows[2].source, rows[2].result)
+    forged = record_hash(3, AT, *fields, rows[2].detail, rows[0].hash)
+    rows[2] = dataclasses.replace(rows[2], prev_hash=rows[0].hash, hash=forged)
+    assert verify_chain(rows) == Verification(
+        False,
+        2,
+        2,
+        rows[1].hash,
+        3,
+        "record 3 does not follow record 2 (the chain link is broken)",
+    )
+
+
+def test_a_record_as_json() -> None:
+    rec = _records(1)[0]
+    assert rec.to_json() == {
+        "seq": 1,
+        "at": "2027-01-04T09:00:00.123456Z",
+        "actor": "key:k1",
+        "action": "token.read",
+        "target": "acme/t1",
+        "source": "10.0.0.1",
+        "result": "ok",
+        "detail": {"seq": 1},
+        "hash": rec.hash,
+    }
+
+
+# --- the stored chain ------------------------------------------------------------------------
+
+
+def test_overlong_fields_are_clipped_before_they_are_hashed(store: Store) -> None:
+    """Columns have limits (actor 120, action 60, target 200, source 80, result 40): what is
+    stored, hashed and verified is the clipped value, on either database."""
+    log = AuditLog(store)
+    log.append(
+        [AuditRecord("a" * 130, "b" * 70, "c" * 50, target="d" * 250, source="e" * 100, at=AT)]
+    )
+    [rec] = log.rows()
+    assert (rec.actor, rec.action, rec.target, rec.source, rec.result) == (
+        "a" * 120,
+        "b" * 60,
+        "d" * 200,
+        "e" * 80,
+        "c" * 40,
+    )
+    assert log.append([AuditRecord("cli", "x", "ok")]) == 2  # returns the last sequence number
+    assert log.verify().ok
+
+
+def test_details_are_stored_as_json_and_times_in_utc(store: Store) -> None:
+    """A naive time is UTC; a detail value JSON cannot hold is stored as its text."""
+    log = AuditLog(store)
+    naive = datetime(2027, 1, 4, 9, 0, 0, 123456)
+    log.append([AuditRecord("cli", "x", "ok", detail={"when": AT, "n": 3}, at=naive)])
+    [rec] = log.rows()
+    assert rec.at == AT
+    assert rec.detail == {"when": str(AT), "n": 3}
+    assert rec.target is None and rec.source is None
+    assert log.verify().ok
+
+
+def test_rows_are_read_in_batches_and_listed_newest_first(store: Store) -> None:
+    log = AuditLog(store)
+    log.append(
+        [
+            AuditRecord(
+                "cli", "token.read" if i % 2 else "key.created", "ok", target=f"acme/t{i % 3}"
+            )
+            for i in range(1, 8)
+        ]
+    )
+    assert [r.seq for r in log.rows(batch=2)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r.seq for r in log.rows(after=5, batch=1)] == [6, 7]
+    assert [r.seq for r in log.rows(after=7)] == []
+    assert [r.seq for r in log.list()] == [7, 6, 5, 4, 3, 2, 1]
+    assert [r.seq for r in log.list(limit=2)] == [7, 6]
+    assert [r.seq for r in log.list(before=3)] == [2, 1]
+    assert [r.seq for r in log.list(action="key.created")] == [6, 4, 2]
+    assert [r.seq for r in log.list(target="acme/t1")] == [7, 4, 1]
+    assert AuditLog(store).append([]) == 7  # nothing to write: the head stays
+    assert log.verify() == Verification(True, 7, 7, log.list(limit=1)[0].hash)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_concurrent_appenders_take_turns_on_postgresql(store: Store, store_url: str) -> None:
+    """Appender A has read the chain's head but not written yet: B waits for A's chain lock,
+    then chains after A's records. No sequence number is taken twice; the chain verifies."""
+    log = AuditLog(store)
+    log.append([AuditRecord("seed", "x", "ok")])
+    read_head, resume = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def pause_a_after_the_head(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "appender-a" and "audit_log.seq DESC" in statement:
+            read_head.set()
+            resume.wait(60)
+
+    def append(actor: str) -> None:
+        try:
+            log.append([AuditRecord(actor, "x", "ok") for _ in range(3)])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    ta = threading.Thread(target=append, args=("a",), name="appender-a")
+    tb = threading.Thread(target=append, args=("b",), name="appender-b")
+    sa.event.listen(store.engine, "after_cursor_execute", pause_a_after_the_head)
+    try:
+        ta.start()
+        assert read_head.wait(30), "appender A never read the head"
+        tb.start()
+        # B either shows up waiting for A's lock, or (without one) writes at once.
+        wait_for(
+            lambda: pg_lock_waiters(store_url) > 0 or not tb.is_alive(),
+            what="appender B to wait or finish",
+        )
+        b_waited = tb.is_alive()
+    finally:
+        resume.set()
+        ta.join(30)
+        tb.join(30)
+        sa.event.remove(store.engine, "after_cursor_execute", pause_a_after_the_head)
+    assert b_waited, "appender B did not wait for the chain lock"
+    assert errors == []
+    assert [(r.seq, r.actor) for r in log.rows()] == [
+        (1, "seed"),
+        (2, "a"),
+        (3, "a"),
+        (4, "a"),
+        (5, "b"),
+        (6, "b"),
+        (7, "b"),
+    ]
+    assert log.verify().ok

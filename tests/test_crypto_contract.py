@@ -115,6 +115,20 @@ def test_key_file_refusals_carry_the_path(tmp_path: Path) -> None:
     }
 
 
+def test_a_key_file_others_can_read_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    write_key_file(path, [generate_key()])
+    path.chmod(0o640)
+    with pytest.raises(KeyFileError) as exc:
+        Keyring.from_file(path)
+    assert _refusal(exc) == {
+        "code": "key_file_error",
+        "message": f"key file {path} is readable by others (mode 0640)",
+        "hint": f"chmod 600 {path}",
+        "path": str(path),
+    }
+
+
 def test_a_key_file_may_be_64_kib_and_no_more(tmp_path: Path) -> None:
     key = b64(generate_key()) + "\n"
 

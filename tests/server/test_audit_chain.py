@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,19 @@ def test_record_hash_golden_vector() -> None:
     assert second == "0af8a8e85947fc9df7f5efc4de91fc412f54d4933567d1bcab6b2439281e7c50"
     # The same record after another predecessor is another record.
     assert record_hash(2, AT, "cli", "credential.removed", None, None, "ok", {}, GENESIS) != second
+
+
+def test_record_hash_golden_vector_for_text_beyond_ascii_and_values_beyond_json() -> None:
+    """Non-ASCII text is hashed as \\u escapes and a value JSON cannot hold as its str()."""
+    body = (
+        '[3,"2027-01-04T09:00:00.123456+00:00","key:k1","credential.updated","acme/wa",null,'
+        '"ok",{"label":"Z\\u00fcrich","when":"2027-01-04 09:00:00.123456+00:00"},"' + GENESIS + '"]'
+    )
+    expected = "1d82a3da5b74848f4c0a7e517c876c0f525bb697e66b0ee5712fe7ac9cd44d0e"
+    assert hashlib.sha256(body.encode()).hexdigest() == expected
+    detail = {"label": "Zürich", "when": AT}
+    got = record_hash(3, AT, "key:k1", "credential.updated", "acme/wa", None, "ok", detail, GENESIS)
+    assert got == expected
 
 
 def test_a_rewritten_record_with_the_next_link_repointed_is_named(
@@ -232,6 +246,29 @@ def test_details_are_stored_as_json_and_times_in_utc(store: Store) -> None:
     assert log.verify().ok
 
 
+def test_a_record_without_a_time_is_stamped_in_utc(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the machine's local time zone is."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        before = datetime.now(UTC)
+        AuditLog(store).append([AuditRecord("cli", "x", "ok", at=None)])  # type: ignore[arg-type]
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    [rec] = AuditLog(store).rows()
+    assert before <= rec.at <= after
+
+
+def test_listing_shows_the_newest_100_by_default(store: Store) -> None:
+    AuditLog(store).append([AuditRecord("cli", "x", "ok") for _ in range(101)])
+    listed = AuditLog(store).list()
+    assert [r.seq for r in listed] == list(range(101, 1, -1))
+
+
 def test_rows_are_read_in_batches_and_listed_newest_first(store: Store) -> None:
     log = AuditLog(store)
     log.append(
@@ -305,3 +342,24 @@ def test_concurrent_appenders_take_turns_on_postgresql(store: Store, store_url: 
         (7, "b"),
     ]
     assert log.verify().ok
+
+
+def test_rows_are_read_a_batch_at_a_time(store: Store) -> None:
+    """Memory stays bounded: 1,000 records per query by default, never all of them at once."""
+    log = AuditLog(store)
+    log.append([AuditRecord("cli", "x", "ok") for _ in range(1000)])
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM audit_log" in statement:
+            selects.append(statement)
+
+    sa.event.listen(store.engine, "after_cursor_execute", count)
+    try:
+        assert len(list(log.rows())) == 1000
+        assert len(selects) == 2  # a full batch, then an empty one
+        selects.clear()
+        assert [r.seq for r in log.rows(after=993, batch=2)] == [994, 995, 996, 997, 998, 999, 1000]
+        assert len(selects) == 4  # 2 + 2 + 2 + 1
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", count)

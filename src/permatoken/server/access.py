@@ -148,7 +148,8 @@ def same_hash(a: str, b: str) -> bool:
 
 def validate_grant(pattern: str) -> str:
     parts = pattern.split("/")
-    if not (0 < len(pattern) <= 200) or not all(_GRANT_SEGMENT.fullmatch(p) for p in parts):
+    # An empty pattern has one empty segment, which the segment rule already refuses.
+    if len(pattern) > 200 or not all(_GRANT_SEGMENT.fullmatch(p) for p in parts):
         raise InputError(
             f"invalid grant {pattern[:60]!r}: use name segments with * or ?, "
             "e.g. acme/* or acme/**",

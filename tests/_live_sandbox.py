@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -141,11 +142,15 @@ class ThreadSandbox(ThreadServer):
     Without a state it serves a freshly seeded one on the real clock.
     """
 
-    def __init__(self, state: SandboxState | None = None) -> None:
+    def __init__(
+        self, state: SandboxState | None = None, *, wrap: Callable[[Any], Any] | None = None
+    ) -> None:
+        """``wrap`` puts ASGI middleware around the sandbox (e.g. to hold calls in a test)."""
         self.state = state if state is not None else seeded_state()
         sock = loopback_socket()
         self.state.graph_url = url_of(sock)
-        super().__init__(create_app(self.state), sock=sock)
+        app = create_app(self.state)
+        super().__init__(wrap(app) if wrap is not None else app, sock=sock)
 
     def reset(self, config: SandboxConfig | None = None) -> dict[str, Any]:
         """A fresh world (objects, tokens, logs, faults, counters, config); the fixtures dict.

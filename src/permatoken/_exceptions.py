@@ -20,7 +20,11 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     ├── GraphError                  Meta answered with an error (carries the classification)
     ├── RotationError               a rotation could not complete (carries the step and reason)
     ├── AuthError                   broker API key missing, wrong, expired or forbidden
-    └── BrokerError                 the broker cannot be reached or answered unexpectedly
+    ├── BrokerError                 the broker cannot be reached or answered unexpectedly
+    └── BackupError                 a backup file is unreadable, or cannot be restored here
+        ├── BackupTamperedError     changed, truncated, or not made with these keys (MAC mismatch)
+        ├── WrongPassphraseError    the passphrase does not open the keys sealed in the backup
+        └── StoreNotEmptyError      restore refused: the target store already holds data
 """
 
 from __future__ import annotations
@@ -133,3 +137,19 @@ class AuthError(PermatokenError):
 
 class BrokerError(PermatokenError):
     code = "broker_error"
+
+
+class BackupError(PermatokenError):
+    code = "backup_error"
+
+
+class BackupTamperedError(BackupError):
+    code = "backup_tampered"
+
+
+class WrongPassphraseError(BackupError):
+    code = "wrong_passphrase"
+
+
+class StoreNotEmptyError(BackupError):
+    code = "store_not_empty"

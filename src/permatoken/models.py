@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -71,6 +72,30 @@ def tenant_of(name: str) -> str:
 MAX_TOKEN_BYTES = 8 * 1024
 
 
+def token_value_problem(raw: str) -> str | None:
+    """Why ``raw`` cannot be a token (``None`` if it can). Never names a character or position:
+    the value is a secret. Shared by what a human supplies and what an issuer returns."""
+    if not isinstance(raw, str):
+        return f"not a string ({type(raw).__name__})"
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
+        return f"longer than {MAX_TOKEN_BYTES} bytes"
+    if not raw:
+        return "empty"
+    if not raw.strip():
+        return "only whitespace"
+    if any(ord(ch) > 0x7E for ch in raw):
+        return "contains non-ASCII characters; tokens are printable ASCII"
+    if any(ord(ch) < 0x21 for ch in raw):
+        return "contains whitespace or control characters (position hidden)"
+    return None
+
+
+def token_problem_sentence(what: str, problem: str) -> str:
+    """``"the access_token is empty"``, ``"the token contains …"``."""
+    verb = "" if problem.startswith("contains") else "is "
+    return f"{what} {verb}{problem}"
+
+
 def validate_token_value(raw: str, *, what: str = "token") -> Secret:
     """Check a token value read from stdin, a file or the environment.
 
@@ -81,22 +106,102 @@ def validate_token_value(raw: str, *, what: str = "token") -> Secret:
         raw = raw[:-2]
     elif raw.endswith("\n"):
         raw = raw[:-1]
-    if len(raw.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
-        raise InputError(
-            f"{what} is longer than {MAX_TOKEN_BYTES} bytes", hint="check you read the right file"
-        )
-    if not raw:
-        raise InputError(
-            f"{what} is empty", hint="pipe the value on stdin, or use --token-file / --from-env"
-        )
-    if not raw.strip():
-        raise InputError(f"{what} is only whitespace")
-    for ch in raw:
-        if ord(ch) > 0x7E:
-            raise InputError(f"{what} contains non-ASCII characters; tokens are printable ASCII")
-        if ord(ch) < 0x21:
-            raise InputError(f"{what} contains whitespace or control characters (position hidden)")
+    problem = token_value_problem(raw)
+    if problem is not None:
+        hints = {
+            f"longer than {MAX_TOKEN_BYTES} bytes": "check you read the right file",
+            "empty": "pipe the value on stdin, or use --token-file / --from-env",
+        }
+        raise InputError(token_problem_sentence(what, problem), hint=hints.get(problem))
     return Secret(raw)
+
+
+# --- instants and lifetimes an upstream names --------------------------------------------
+
+#: Any instant Meta or a token endpoint names lies in this window; outside it the value is
+#: garbage (and year 1 or 9999 would overflow date arithmetic further on).
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+#: The longest lifetime an ``expires_in`` may give (Meta's longest expiring token: ~60 days).
+MAX_LIFETIME = timedelta(days=3650)
+
+
+def _seconds(value: object, what: str) -> float:
+    """A finite number of seconds from JSON (numbers, or digit strings as some servers send)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{what} is {json_kind(value)}, not a number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"-?\d{1,20}(?:\.\d{1,9})?", text):
+            raise ValueError(f"{what} is a string that is not a number")
+        value = float(text)
+    if not isinstance(value, int | float):
+        raise ValueError(f"{what} is {json_kind(value)}, not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} is not a finite number")
+    if abs(value) > 1e12:
+        raise ValueError(f"{what} is out of range")
+    return float(value)
+
+
+def json_kind(value: object) -> str:
+    """How a JSON value's type is named in error messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def instant_from_unix(value: object, what: str, *, zero_means_none: bool = True) -> datetime | None:
+    """Unix seconds from upstream as an aware datetime; ``0`` (or absent) is ``None``.
+
+    Raises ValueError (with a reason that never quotes the value) for anything that is not a
+    plausible instant: negative, NaN, strings of words, booleans, before 2000 or after 2100.
+    """
+    if value is None:
+        return None
+    seconds = _seconds(value, what)
+    if seconds == 0 and zero_means_none:
+        return None
+    if not EARLIEST_INSTANT.timestamp() <= seconds < LATEST_INSTANT.timestamp():
+        raise ValueError(f"{what} is not a plausible instant (outside 2000-2100)")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def expiry_from_lifetime(value: object, now: datetime, what: str = "expires_in") -> datetime | None:
+    """``now + expires_in``; absent or ``0`` means no lifetime given (``None``).
+
+    Raises ValueError for negative, non-finite, non-numeric or implausibly long lifetimes.
+    """
+    if value is None:
+        return None
+    seconds = _seconds(value, what)
+    if seconds == 0:
+        return None
+    if seconds < 0:
+        raise ValueError(f"{what} is negative")
+    if seconds > MAX_LIFETIME.total_seconds():
+        raise ValueError(f"{what} is longer than {MAX_LIFETIME.days} days")
+    return now + timedelta(seconds=seconds)
+
+
+def check_instant(value: datetime | None, what: str) -> datetime | None:
+    """Refuse an already-parsed instant outside the plausible window (ValueError)."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST_INSTANT <= aware < LATEST_INSTANT:
+        raise ValueError(f"{what} is not a plausible instant (outside 2000-2100)")
+    return aware
 
 
 # --- records ----------------------------------------------------------------------------
@@ -164,6 +269,7 @@ class CredentialStatus:
         """``policy``: the effective :class:`~permatoken.policy.Policy` (all layers); without
         it the defaults plus the credential's own overrides are shown."""
         from .policy import describe, resolve, summary
+        from .references import upstream_status
         from .timeutil import isoformat
 
         cur = self.current
@@ -189,6 +295,8 @@ class CredentialStatus:
             "next_action": self.credential.next_action,
             "next_due_at": isoformat(self.credential.next_due_at),
             "policy": _policy_json(self.credential.policy, policy, resolve, describe, summary),
+            # Where the issuer sends stored secrets, and the last host change (null for Meta's).
+            "upstream": upstream_status(self.credential),
         }
 
 

@@ -172,6 +172,13 @@ def backoff(policy: Policy, attempt: int, rng: random.Random | None = None) -> f
     return raw / 2 + raw / 2 * r
 
 
+def retry_delay(policy: Policy, attempt: int, hint: float | None = None) -> float:
+    """Seconds before retry ``attempt`` after a failure: the policy's back-off, or longer when
+    upstream asked for longer (``Retry-After``, a throttle estimate). A hint never shortens the
+    wait: Meta's "retry in 2 s" for codes 1/2 would otherwise mean a call every 2 s for hours."""
+    return max(backoff(policy, attempt), hint or 0.0)
+
+
 # --- presentation and reminders (used by the scheduler, the notifier and the CLI) ----------
 
 #: CLI option name → policy key, for `permatoken policy set` and `permatoken add`.

@@ -33,15 +33,25 @@ from typing import Any
 
 import httpx
 
-from ._exceptions import GraphError, InputError, NotFoundError, RotationError
-from ._secret import Secret
+from ._exceptions import GraphError, InputError, NotFoundError, PermatokenError, RotationError
+from ._secret import Secret, redact
 from .health import assess
 from .issuers import IssueContext, Obtained, issuer_for
+from .issuers.checks import check_obtained
 from .meta.debug import DebugTokenResult, Verdict, verdict
 from .meta.errors import ErrorKind
 from .meta.graph import GraphClient
-from .models import Credential, Health, TokenVersion, VersionMeta, VersionState
-from .policy import Policy, backoff, renewal_due_at, resolve
+from .models import (
+    Credential,
+    Health,
+    TokenVersion,
+    VersionMeta,
+    VersionState,
+    token_problem_sentence,
+    token_value_problem,
+)
+from .policy import Policy, backoff, renewal_due_at, resolve, retry_delay
+from .references import guarded_reveal
 from .store import Store
 from .timeutil import Clock, SystemClock, isoformat
 
@@ -405,9 +415,11 @@ class RenewalEngine:
                         and not token_dead
                         and not issuer.recovers_dead
                     ):
+                        self._confirm_dead(cred, exc)
                         obtained = issuer.obtain(self._context(cred, current, dead=True))
                     else:
                         raise
+            check_obtained(name, obtained, now=self.clock.now(), in_use=self._holder(name))
         except (GraphError, RotationError) as exc:
             return self._failed(cred, current, exc, attempt)
         meta = VersionMeta(
@@ -429,6 +441,42 @@ class RenewalEngine:
         self.store.set_rotation(name, self.owner, RotationStep.PENDING, detail, ttl=self.lease_ttl)
         _crash_point(RotationStep.PENDING)
         return self._resume(self.store.get(name))
+
+    def _confirm_dead(self, cred: Credential, exc: GraphError) -> None:
+        """A 190 from the exchange is not proof: ask debug_token before calling a token dead.
+
+        Returns if Meta confirms (or nothing can ask); raises a plain failed attempt otherwise.
+        """
+        if not (issuer_for(cred.issuer).meta and cred.app_id):
+            return
+        said = exc.error.describe()
+        try:
+            insp = self.inspect(cred.name)
+        except GraphError as check:
+            raise RotationError(
+                f"{cred.name}: Meta answered {said}, and debug_token could not confirm the token "
+                f"is dead ({check.error.describe()}); retried with back-off",
+                name=cred.name,
+                reason="unconfirmed_dead",
+            ) from exc
+        if insp.result.is_valid and insp.canary_ok is not False:
+            raise RotationError(
+                f"{cred.name}: Meta answered {said}, but debug_token says the token is valid: "
+                "a failed attempt, not a dead token; retried with back-off",
+                name=cred.name,
+                reason="unconfirmed_dead",
+            ) from exc
+
+    def _holder(self, name: str) -> Callable[[Secret], str | None]:
+        """``in_use`` for :func:`check_obtained`: by fingerprint, decrypting only matches."""
+
+        def in_use(value: Secret) -> str | None:
+            for other, number in self.store.live_versions_with_fingerprint(value.fingerprint):
+                if self.store.reveal(other, number) == value:
+                    return f"version {number}" if other == name else "another credential"
+            return None
+
+        return in_use
 
     def _resume(self, cred: Credential) -> RotationOutcome:
         """Continue an unfinished rotation from its last persisted step."""
@@ -471,6 +519,13 @@ class RenewalEngine:
             detail["version"] = found.version
         number = int(detail["version"])
         if step is RotationStep.PENDING:
+            # A value stored by an older permatoken without the checks: refuse it here, before
+            # it reaches Meta (a 100 KB token cannot even be put in a URL).
+            problem = token_value_problem(self.store.reveal(name, number).reveal())
+            if problem is not None:
+                return self._refused(
+                    cred, number, detail, token_problem_sentence("the stored value", problem)
+                )
             failure = self._verify(cred, number, detail)
             if failure is not None:
                 return failure
@@ -499,9 +554,12 @@ class RenewalEngine:
         except GraphError as exc:
             if exc.error.kind in (ErrorKind.THROTTLED, ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                 # Could not ask: leave the step at pending so the next attempt verifies again.
+                # Each postponed verification counts as an attempt: the wait grows.
+                detail["attempt"] = int(detail.get("attempt", 1)) + 1
                 retry = self.clock.now() + timedelta(
-                    seconds=exc.error.retry_after
-                    or backoff(self.policy_for(cred), int(detail.get("attempt", 1)))
+                    seconds=retry_delay(
+                        self.policy_for(cred), detail["attempt"], exc.error.retry_after
+                    )
                 )
                 self.store.set_rotation(
                     name,
@@ -527,6 +585,13 @@ class RenewalEngine:
                 why = f"the new token belongs to app {insp.result.app_id}, not {cred.app_id}"
             else:
                 return None
+        return self._refused(cred, number, detail, why)
+
+    def _refused(
+        self, cred: Credential, number: int, detail: dict[str, Any], why: str
+    ) -> RotationOutcome:
+        """The pending version is not usable: retire it, keep the current one, retry later."""
+        name = cred.name
         self.store.set_version_state(
             name, number, VersionState.RETIRED, reason=f"failed verification: {why}"
         )
@@ -646,11 +711,11 @@ class RenewalEngine:
         elif kind == "throttled":
             keep = assess(Health.OK, current.meta if current else None, now)
             health, status = keep, "deferred"
-            retry = now + timedelta(seconds=retry_after or backoff(policy, attempt))
+            retry = now + timedelta(seconds=retry_delay(policy, attempt, retry_after))
         else:
             health = Health.FAILING
             status = "failed"
-            retry = now + timedelta(seconds=retry_after or backoff(policy, attempt))
+            retry = now + timedelta(seconds=retry_delay(policy, attempt, retry_after))
         if (
             current is not None
             and current.meta.expires_at is not None
@@ -824,7 +889,22 @@ class RenewalEngine:
                         outcomes.append(self._resume(cred))
             except NotFoundError:
                 continue  # removed meanwhile
+            except Exception as exc:
+                # One broken credential must never keep the others (or start-up) down.
+                outcomes.append(self._isolate(name, exc))
         return outcomes
+
+    def _isolate(self, name: str, exc: Exception) -> RotationOutcome:
+        """Mark ``name`` failing with the reason, log it, and let the caller carry on."""
+        what = exc.message if isinstance(exc, PermatokenError) else type(exc).__name__
+        reason = f"resuming its unfinished rotation failed: {what}"
+        log.error("%s: %s", name, reason, exc_info=not isinstance(exc, PermatokenError))
+        with contextlib.suppress(PermatokenError):
+            self.store.update_credential(
+                name, health=Health.FAILING, health_reason=redact(reason)[:500]
+            )
+        self._event("rotation.failed", name, {"step": "resume", "reason": reason})
+        return RotationOutcome(name, "failed", message=reason, health=Health.FAILING)
 
     def _pending(self, name: str) -> TokenVersion | None:
         try:
@@ -855,7 +935,8 @@ class RenewalEngine:
             current_token=lambda: self.store.reveal(name),
             app_secret=lambda: self.store.app_secret(cred.app_id or ""),
             secret=lambda s: self.store.get_secret(name, s),
-            reveal_credential=self.store.reveal,
+            # Another credential's token only after checking who pointed this one at it.
+            reveal_credential=guarded_reveal(self.store, cred),
             current_dead=dead,
         )
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -56,13 +57,52 @@ class _TomlSource(PydanticBaseSettingsSource):
         section = data.get("permatoken", data)
         if not isinstance(section, dict):
             raise ConfigError(f"config file {self.path}: [permatoken] must be a table")
-        return {k.replace("-", "_"): v for k, v in section.items()}
+        out = {k.replace("-", "_"): v for k, v in section.items()}
+        # Nested settings (e.g. [backup]) may also be top-level tables beside [permatoken].
+        for name, info in self.settings_cls.model_fields.items():
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                table = out.get(name, data.get(name))
+                if isinstance(table, dict):
+                    out[name] = {k.replace("-", "_"): v for k, v in table.items()}
+        return out
+
+
+class BackupSettings(BaseModel):
+    """Scheduled backups taken by ``permatoken serve`` (docs/backup.md); off unless ``every``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: How often (``6h``, ``1d``…); one replica takes each period's backup. None: off.
+    every: float | None = None
+    #: Where the files go (default ``$PERMATOKEN_HOME/backups``).
+    dir: Path | None = None
+    #: How many scheduled backups to keep in ``dir``; older ones are removed.
+    keep: int = Field(default=7, ge=1)
+    #: Also seal the keys under this passphrase, so the backups restore without the key file.
+    passphrase_file: Path | None = None
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
+            return None
+        if isinstance(value, str):
+            from ._exceptions import InputError
+            from .timeutil import parse_duration
+
+            try:
+                return parse_duration(value, what="backup interval").total_seconds()
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
 
 class Settings(BaseSettings):
     """Everything permatoken can be configured with. See docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="PERMATOKEN_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PERMATOKEN_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
 
     home: Path = Field(default_factory=default_home)
     database_url: str | None = None
@@ -74,8 +114,13 @@ class Settings(BaseSettings):
     #: "system", or "sandbox" to follow the sandbox's controllable clock at PERMATOKEN_GRAPH_URL
     #: (for demos and time-travel tests; never use it against Meta).
     clock: Literal["system", "sandbox"] = "system"
-    #: Serve /metrics without an API key (for a Prometheus on a trusted network).
+    #: Serve /metrics without an API key (for a Prometheus on a trusted network): totals only.
     metrics_public: bool = False
+    #: With metrics_public, also show per-credential series (credential names) without a key.
+    metrics_public_names: bool = False
+    #: Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For the API
+    #: believes for the client address (throttling, audit). Default: none, the peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # -- scheduler and notifications (docs/scheduler.md, docs/notifications.md) -------------
     #: Global policy layer (same keys as ``permatoken policy set``), below tenant and credential.
@@ -92,6 +137,7 @@ class Settings(BaseSettings):
             "needs_human",
             "token_invalid",
             "recovered",
+            "backup_failed",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
@@ -110,6 +156,8 @@ class Settings(BaseSettings):
     #: Seconds a rotation lease lives without renewal: how long a crashed worker's half-done
     #: rotation waits before another process resumes it (PERMATOKEN_LEASE_TTL).
     lease_ttl: float = Field(default=120.0, gt=0)
+    #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("key", mode="before")
     @classmethod
@@ -119,6 +167,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return Secret(value.strip()) if value.strip() else None
         raise ValueError("must be a base64 string")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        import ipaddress
+
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        try:
+            return [str(ipaddress.ip_network(str(v).strip(), strict=False)) for v in value]
+        except ValueError:
+            raise ValueError(
+                "must be IP addresses or networks, e.g. 10.0.0.1,10.1.0.0/16"
+            ) from None
 
     @field_validator("graph_version")
     @classmethod
@@ -166,8 +230,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**clean)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        env = f"PERMATOKEN_{field.upper()}"
+        loc = [str(p) for p in first.get("loc", ())]
+        field = ".".join(loc) or "settings"
+        env = "PERMATOKEN_" + "__".join(loc).upper()
         raise ConfigError(
             f"invalid setting {field} ({env}): {first.get('msg')}",
             hint="see docs/configuration.md for accepted values",

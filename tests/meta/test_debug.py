@@ -181,7 +181,6 @@ def test_garbage_fields_are_tolerated() -> None:
         {
             "data": {
                 "is_valid": True,
-                "expires_at": "soon",
                 "scopes": "x",
                 "granular_scopes": [1, {"scope": 2}],
                 "app_id": True,
@@ -190,6 +189,42 @@ def test_garbage_fields_are_tolerated() -> None:
     )
     assert result.expires_at is None and result.never_expires is False
     assert result.scopes == () and result.granular_scopes == () and result.app_id is None
+
+
+@pytest.mark.parametrize("field", ["expires_at", "data_access_expires_at", "issued_at"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e30,
+        10**30,
+        -1,
+        -62135596800,
+        float("nan"),
+        float("inf"),
+        "soon",
+        True,
+        False,
+        [1],
+        {},
+        253402300800,
+        32503680000,
+        100,
+    ],
+    ids=lambda v: repr(v)[:20],
+)
+def test_an_impossible_instant_refuses_the_whole_answer(field: str, value: object) -> None:
+    """1e30, year 1, year 9999+, negative, NaN, words, booleans: never guessed as "never"."""
+    body = {"data": {"is_valid": True, "type": "SYSTEM_USER", "expires_at": 0, field: value}}
+    with pytest.raises(GraphError, match=f"impossible {field}") as caught:
+        parse_debug_token(body)
+    assert caught.value.error.kind is ErrorKind.UNKNOWN
+
+
+def test_zero_and_digit_strings_are_instants() -> None:
+    result = parse_debug_token(
+        {"data": {"is_valid": True, "expires_at": "0", "issued_at": "1712099387"}}
+    )
+    assert result.never_expires and result.issued_at == datetime(2024, 4, 2, 23, 9, 47, tzinfo=UTC)
 
 
 # --- verdicts -------------------------------------------------------------------------------

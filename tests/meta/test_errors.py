@@ -108,6 +108,11 @@ CASES: list[Case] = [
     ("2500", 400, None,
      env(2500, "An active access token must be used to query information about the current user."),
      K.TOKEN_DEAD, 2500, None, D.UNKNOWN, None),
+    # A wrong URL is a programming error: it must never count as a dead token (no renewal).
+    ("2500-unknown-path", 400, None,
+     env(2500, "Unknown path components: /v25.0/123/mesages"),
+     K.BAD_REQUEST, 2500, None, None, None),
+    ("2500-no-message", 400, None, env(2500, ""), K.BAD_REQUEST, 2500, None, None, None),
     ("104", 400, None, env(104, "A user access token is required"),
      K.TOKEN_DEAD, 104, None, D.UNKNOWN, None),
     ("200-no-token", 400, None, env(200, "Provide valid app ID"),

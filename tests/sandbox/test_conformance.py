@@ -440,7 +440,21 @@ class TestSection36DebugToken:
         assert set(info["error"]) == {"code", "message", "subcode"}
         assert info["error"]["subcode"] == 460
 
-    async def test_unparseable_input_token_is_a_top_level_190(self, client, fx):
+    async def test_unparseable_input_token_answers_200_with_data_error(self, client, fx):
+        """Reference 10: Meta answers a token it cannot parse with 200 and data.error."""
+        r = await client.get(
+            "/debug_token", params={"input_token": "garbage"}, headers=bearer(tok(fx, "app"))
+        )
+        assert r.status_code == 200
+        data = r.json()["data"]
+        assert data["is_valid"] is False and "app_id" not in data and "type" not in data
+        assert data["error"] == {
+            "code": 190,
+            "message": "Invalid OAuth access token - Cannot parse access token",
+        }
+
+    async def test_unparseable_input_token_top_level_shape_on_request(self, client, fx, state):
+        state.config.debug_token_unparseable = "top_level"
         r = await client.get(
             "/debug_token", params={"input_token": "garbage"}, headers=bearer(tok(fx, "app"))
         )

@@ -100,6 +100,45 @@ async def test_status_only_fault_and_raw_body_fault(client, fx, state):
     assert r.status_code == 502 and r.text.startswith("<html>")
 
 
+async def test_respond_fault_answers_any_status_with_any_json_and_headers(client, fx):
+    """A 2xx answer with an error inside, a chosen header, for the next two calls only."""
+    spec = {
+        "endpoint": "GET /oauth/access_token",
+        "kind": "respond",
+        "json": {"error": {"code": 2, "message": "odd"}},
+        "headers": {"X-Odd": "yes"},
+        "count": 2,
+    }
+    assert (await client.post("/_sandbox/faults", json=spec)).status_code == 200
+    for _ in range(2):
+        r = await client.get("/oauth/access_token", params={"grant_type": "client_credentials"})
+        assert r.status_code == 200 and r.json() == spec["json"]
+        assert r.headers["x-odd"] == "yes" and r.headers["content-type"] == "application/json"
+    r = await client.get("/oauth/access_token", params={"grant_type": "client_credentials"})
+    assert r.json()["error"]["code"] == 100  # the fault is used up: the real answer again
+    calls = (await client.get("/_sandbox/calls")).json()["data"]
+    assert [c["status"] for c in calls] == [200, 200, 400]
+
+
+async def test_respond_fault_builds_large_raw_bodies_from_a_small_request(client, fx):
+    """prefix + body x repeat + suffix: a 100 KB token in a JSON answer, from a 200-byte spec."""
+    spec = {
+        "endpoint": "*",
+        "kind": "respond",
+        "http_status": 201,
+        "body": "A",
+        "repeat": 100_000,
+        "body_prefix": '{"access_token": "EAA',
+        "body_suffix": '", "access_token": "dup"}',
+        "content_type": "text/html",
+    }
+    assert (await client.post("/_sandbox/faults", json=spec)).status_code == 200
+    r = await client.get("/me")
+    assert r.status_code == 201 and r.headers["content-type"] == "text/html"
+    assert len(r.content) == 100_000 + len(spec["body_prefix"]) + len(spec["body_suffix"])
+    assert r.text.startswith('{"access_token": "EAAAAA') and r.text.endswith('"dup"}')
+
+
 async def test_fractional_fault_hits_some_calls_deterministically(client, fx, state):
     state.inject_fault("GET /me", code=2, fraction=0.5)
     token = fx["tokens"]["system_user"]["value"]
@@ -175,6 +214,13 @@ async def test_reset_reseeds_a_fresh_world(client, fx):
         {"endpoint": MSG, "code": 2, "count": 0},
         {"endpoint": MSG, "code": 2, "fraction": 2},
         {"endpoint": MSG, "code": 2, "surprise": True},
+        {"endpoint": MSG, "code": 2, "json": {}},
+        {"endpoint": MSG, "http_status": 200},
+        {"endpoint": MSG, "kind": "respond", "http_status": 99},
+        {"endpoint": MSG, "kind": "respond", "json": {}, "body": "x"},
+        {"endpoint": MSG, "kind": "respond", "headers": {"a": 1}},
+        {"endpoint": MSG, "kind": "respond", "repeat": 0},
+        {"endpoint": MSG, "kind": "respond", "body": "x", "repeat": 10**9},
     ],
 )
 async def test_bad_fault_specs_are_400(client, body):

@@ -28,6 +28,16 @@ def test_timeout_fault_trips_the_client_read_timeout(live: ThreadSandbox, fx, st
             client.get("/me", headers=bearer(fx["tokens"]["system_user"]["value"]))
 
 
+def test_respond_fault_drips_its_body_over_the_network(live: ThreadSandbox, state: SandboxState):
+    """chunk_bytes/chunk_delay_seconds: the body arrives in pieces, as from a slow proxy."""
+    state.inject_fault(
+        "GET /me", kind="respond", body="0123456789", chunk_bytes=3, chunk_delay_seconds=0.05
+    )
+    with httpx.Client(base_url=live.url, timeout=5) as client, client.stream("GET", "/me") as r:
+        chunks = list(r.iter_raw())
+    assert b"".join(chunks) == b"0123456789" and len(chunks) >= 2
+
+
 def test_state_is_safe_to_use_from_test_threads_while_serving(
     live: ThreadSandbox, fx, state: SandboxState
 ):

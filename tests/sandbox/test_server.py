@@ -71,6 +71,8 @@ def test_fixtures_file_shape(tmp_path: Path) -> None:
         "phone_numbers",
         "tokens",
         "providers",
+        "installations",
+        "subscriptions",
     }
     assert {"id", "secret", "name", "require_app_secret"} <= set(data["apps"][0])
     assert len(data["apps"]) == 2 and len(data["businesses"]) == 2

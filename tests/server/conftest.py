@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -140,6 +141,14 @@ def add_manual(
         Secret(token),
         version_meta or VersionMeta(token_type="SYSTEM_USER"),
     )
+
+
+def until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Wait for an observable condition (polling), failing the test if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
 
 
 @pytest.fixture

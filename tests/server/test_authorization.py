@@ -103,7 +103,7 @@ UNNAMED: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GET", "/v1/events", None, VIEW_ANY),
     ("GET", "/v1/audit", None, VIEW_ANY),
     ("GET", "/v1/keys", None, ADMIN_ONLY),
-    ("POST", "/v1/keys", {"role": "reader"}, ADMIN_ONLY),
+    ("POST", "/v1/keys", {"role": "reader", "grants": ["acme/*"]}, ADMIN_ONLY),
     ("DELETE", "/v1/keys/{spare}", None, ADMIN_ONLY),
     (
         "GET",

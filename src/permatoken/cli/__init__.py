@@ -15,6 +15,7 @@ from rich.markup import escape
 from .._exceptions import (
     AlreadyExistsError,
     AuthError,
+    BackupError,
     BrokerError,
     ConfigError,
     CryptoError,
@@ -40,6 +41,7 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (RotationError, 9),
     (AuthError, 10),
     (BrokerError, 11),
+    (BackupError, 12),
 ]
 INTERNAL_ERROR = 70
 
@@ -63,6 +65,7 @@ def _import_commands() -> None:
         apikeys,
         apps,
         audit,
+        backup,
         credentials,
         delivery,
         keys,

@@ -251,7 +251,9 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
         raise InputError(
             f"unknown health {health!r}; choose one of: {', '.join(h.value for h in Health)}"
         )
+    from ..backup.status import last_backup_line
     from ..scheduler.policies import PolicyLayers
+    from ..store.backups import BackupLog
 
     st = state(ctx)
     store = st.open_store()
@@ -260,6 +262,7 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
         now = store.clock.now()
         layers = PolicyLayers(st.settings, store)
         policies = [layers.for_credential(row.credential) for row in rows]
+        last_backup = None if as_json else BackupLog(store).last()
     finally:
         store.close()
     items = []
@@ -294,6 +297,14 @@ def _status(ctx: typer.Context, tenant: str | None, health: str | None, as_json:
             data["rotation_step"] or "",
         )
     console.print(table)
+    for data in items:
+        up = data.get("upstream") or {}
+        if up.get("previous_host"):
+            console.print(
+                f"[yellow]{data['name']}: {up['option']} host changed from {up['previous_host']} "
+                f"to {up['host']} ({up['changed_at']} by {up['changed_by']})[/]"
+            )
+    console.print(last_backup_line(last_backup, now), markup=False)
 
 
 @app.command()

@@ -30,7 +30,11 @@ def serve(
         str | None, typer.Option(help="Replica name used in leases (default host:pid).")
     ] = None,
     metrics_public: Annotated[
-        bool, typer.Option("--metrics-public", help="Serve /metrics without an API key.")
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="Serve /metrics without an API key: totals only, no credential names.",
+        ),
     ] = False,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (paths only, never headers).")
@@ -59,7 +63,14 @@ def serve(
         from ..scheduler import Scheduler
 
         sched = Scheduler(settings, store, engine)
+    backups: Any = None
     try:
+        if scheduler:  # scheduled backups are background work, like the scheduler's
+            from ..backup.schedule import start_scheduled_backups
+
+            backups = start_scheduled_backups(
+                settings, store, owner=engine.owner, clock=store.clock
+            )
         engine.resume_all()
         if api:
             _serve_api(
@@ -81,6 +92,8 @@ def serve(
         else:
             console.print("nothing to do: both --no-api and --no-scheduler given")
     finally:
+        if backups is not None:
+            backups.stop()
         engine.close()
         store.close()
 
@@ -105,7 +118,9 @@ def _serve_api(
         store,
         engine,
         scheduler=sched,
-        config=BrokerConfig(metrics_public=metrics_public or settings.metrics_public),
+        config=BrokerConfig.from_settings(
+            settings, metrics_public=metrics_public or settings.metrics_public
+        ),
     )
     broker = asgi.state.broker
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -123,6 +138,9 @@ def _serve_api(
         access_log=access_log,
         timeout_graceful_shutdown=5,
         server_header=False,
+        # The app reads X-Forwarded-For itself, from PERMATOKEN_TRUSTED_PROXIES only: uvicorn's
+        # default would believe it from 127.0.0.1 (a local caller could forge its address).
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     original = server.handle_exit

@@ -12,10 +12,10 @@ from typing import ClassVar
 
 import httpx
 
-from .._exceptions import RotationError
 from .._secret import Secret, register_secret
+from ..models import check_instant, json_kind
 from .base import IssueContext, Obtained
-from .http_issuers import post
+from .http_issuers import post, token_field, upstream_error
 
 
 class LoginIssuer:
@@ -31,25 +31,26 @@ class LoginIssuer:
         data = post(ctx, url, auth=auth, json={})
         users = data.get("users")
         first = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
-        token = first.get("token")
-        if not isinstance(token, str) or not token:
-            raise RotationError(
-                f"{ctx.credential.name}: no users[0].token in the login answer",
-                name=ctx.credential.name,
-                reason="upstream",
-            )
+        token = token_field(ctx, first.get("token"), "users[0].token")
         register_secret(token)
-        expires_at = _parse_expires_after(first.get("expires_after"))
+        try:
+            expires_at = _parse_expires_after(first.get("expires_after"))
+        except ValueError as exc:
+            raise upstream_error(ctx, f"the login answer has an impossible {exc}") from None
         return Obtained(
             Secret(token), expires_at, expires_at is not None, "BSP_LOGIN", old_stays_valid=False
         )
 
 
 def _parse_expires_after(value: object) -> datetime | None:
-    if not isinstance(value, str):
+    """``"YYYY-MM-DD HH:MM:SS+00:00"`` (naive = UTC); absent is None; garbage is a ValueError."""
+    if value is None:
         return None
+    if not isinstance(value, str):
+        raise ValueError(f"expires_after ({json_kind(value)}, not a date string)")
     try:
         dt = datetime.fromisoformat(value.strip())
     except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        raise ValueError("expires_after (not a date)") from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return check_instant(dt, "expires_after")

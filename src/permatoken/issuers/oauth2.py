@@ -9,13 +9,13 @@ server with reuse detection revoke the whole family.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar
 
-from .._exceptions import NotFoundError, RotationError
+from .._exceptions import NotFoundError
 from .._secret import Secret, register_secret
+from ..models import expiry_from_lifetime
 from .base import IssueContext, Obtained
-from .http_issuers import post
+from .http_issuers import post, token_field, upstream_error
 
 
 class OAuth2RefreshIssuer:
@@ -38,30 +38,24 @@ class OAuth2RefreshIssuer:
         except NotFoundError:
             pass
         data = post(ctx, url, data=form, headers={"Accept": "application/json"})
-        access = data.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise RotationError(
-                f"{ctx.credential.name}: no access_token in the answer",
-                name=ctx.credential.name,
-                reason="upstream",
-            )
+        access = token_field(ctx, data.get("access_token"), "access_token")
         register_secret(access)
         updates: dict[str, Secret] = {}
         new_refresh = data.get("refresh_token")
-        if isinstance(new_refresh, str) and new_refresh:
+        if new_refresh is not None and new_refresh != "":
+            new_refresh = token_field(ctx, new_refresh, "refresh_token")
             register_secret(new_refresh)
             updates["refresh_token"] = Secret(new_refresh)
-        expires_in = data.get("expires_in")
-        expires_at = (
-            ctx.now + timedelta(seconds=int(expires_in))
-            if isinstance(expires_in, int | float) and expires_in > 0
-            else None
-        )
+        try:
+            expires_at = expiry_from_lifetime(data.get("expires_in"), ctx.now)
+        except ValueError as exc:
+            raise upstream_error(ctx, f"the token endpoint answered an impossible {exc}") from None
+        token_type = data.get("token_type")
         return Obtained(
             Secret(access),
             expires_at,
             expires_at is not None,
-            str(data.get("token_type") or "bearer"),
+            token_type if isinstance(token_type, str) and token_type.isprintable() else "bearer",
             old_stays_valid=True,
             secret_updates=updates,
         )

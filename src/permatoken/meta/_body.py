@@ -19,14 +19,30 @@ _TITLE: Final = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _MAX_FALLBACK: Final = 200
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # {"access_token": "a", "access_token": "b"} has no single meaning: json.loads would keep
+    # the last one silently, another parser the first.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
+    except _DuplicateKey:
+        return _AMBIGUOUS
     except (ValueError, RecursionError):
         return _NOT_JSON
 
 
 _NOT_JSON: Final = object()
+_AMBIGUOUS: Final = object()
 
 
 def decode_body(body: bytes | str | Mapping[str, Any] | None) -> tuple[Any, str | None]:
@@ -47,6 +63,8 @@ def decode_body(body: bytes | str | Mapping[str, Any] | None) -> tuple[Any, str 
     if payload is _NOT_JSON:
         match = _JSONP.match(text)
         payload = _loads(match.group(1)) if match else _NOT_JSON
+    if payload is _AMBIGUOUS:
+        return None, "ambiguous JSON: an object repeats a key"
     if payload is not _NOT_JSON:
         return payload, None
     title = _TITLE.search(text)

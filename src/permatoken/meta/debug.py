@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
+from ..models import instant_from_unix
 from ._body import decode_body
 from .errors import (
     DEATH_ADVICE,
@@ -117,20 +118,28 @@ def _id(value: Any) -> str | None:
     return None
 
 
-def _unix(value: Any) -> tuple[datetime | None, bool]:
-    """``(datetime, was_zero)``; garbage is ``(None, False)``."""
-    if isinstance(value, bool):
-        return None, False
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int | float):
-        return None, False
-    if value == 0:
-        return None, True
+def _unix(data: Mapping[str, Any], key: str, status: int) -> tuple[datetime | None, bool]:
+    """``(datetime, was_zero)`` for ``data[key]``; absent is ``(None, False)``.
+
+    A value that is not a plausible instant (negative, NaN, 1e30, year 1 or 9999, a word, a
+    boolean) refuses the whole answer: guessing "never" or "unknown" would store a lie.
+    """
+    value = data.get(key)
     try:
-        return datetime.fromtimestamp(value, UTC), False
-    except (OverflowError, OSError, ValueError):
-        return None, False
+        at = instant_from_unix(value, key)
+    except ValueError as exc:
+        info = GraphErrorInfo(
+            kind=ErrorKind.UNKNOWN,
+            code=None,
+            subcode=None,
+            message=f"debug_token answered an impossible {exc}",
+            http_status=status,
+            advice="Retry later; if it persists, check that PERMATOKEN_GRAPH_URL points at Meta",
+        )
+        raise graph_error(
+            info, f"debug_token failed: {info.describe()}", endpoint="debug_token"
+        ) from None
+    return at, at is None and value is not None and not isinstance(value, bool)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -173,7 +182,9 @@ def parse_debug_token(
     for entry in granular:
         if entry.scope.startswith("whatsapp_"):
             waba_ids.extend(i for i in entry.target_ids if i not in waba_ids)
-    expires_at, never = _unix(data.get("expires_at"))
+    expires_at, never = _unix(data, "expires_at", status)
+    data_access_expires_at, _ = _unix(data, "data_access_expires_at", status)
+    issued_at, _ = _unix(data, "issued_at", status)
     is_valid = data.get("is_valid") is True or data.get("is_valid") == "true"
     error = None
     if isinstance(data.get("error"), Mapping):
@@ -191,8 +202,8 @@ def parse_debug_token(
         type=token_type.upper() if isinstance(token_type, str) else None,
         expires_at=expires_at,
         never_expires=never,
-        data_access_expires_at=_unix(data.get("data_access_expires_at"))[0],
-        issued_at=_unix(data.get("issued_at"))[0],
+        data_access_expires_at=data_access_expires_at,
+        issued_at=issued_at,
         scopes=_strings(data.get("scopes")),
         granular_scopes=granular,
         waba_ids=tuple(waba_ids),

@@ -14,11 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from .._exceptions import GraphError, InputError
 from .._secret import Secret, register_secret
+from ..models import (
+    expiry_from_lifetime,
+    json_kind,
+    token_problem_sentence,
+    token_value_problem,
+)
 from .debug import DebugTokenResult, parse_debug_token
 from .errors import ErrorKind, GraphErrorInfo, graph_error
 from .proof import appsecret_proof, appsecret_proof_timed
@@ -118,20 +124,29 @@ def app_access_token(app_id: str, app_secret: Secret) -> Secret:
 
 
 def parse_issued_token(payload: Any, now: datetime) -> IssuedToken:
-    """``{"access_token": …, "expires_in": …}``; ``expires_in`` is optional (and 0 = none)."""
+    """``{"access_token": …, "expires_in": …}``; ``expires_in`` is optional (and 0 = none).
+
+    Everything is checked before anything is returned: a value that cannot be a token (a
+    number, 100 KB, whitespace inside) or a lifetime that is not one (negative, 1e30, a word)
+    is refused here, so nothing downstream ever stores or does arithmetic on it.
+    """
     if not isinstance(payload, Mapping):
-        raise _unexpected("no JSON object")
-    value = payload.get("access_token")
-    if not isinstance(value, str) or not value:
+        raise _unexpected(f"{json_kind(payload)} instead of a JSON object")
+    if "access_token" not in payload:
         raise _unexpected("no access_token in the answer")
+    value = payload["access_token"]
+    if not isinstance(value, str):
+        raise _unexpected(f"access_token is {json_kind(value)}, not a string")
+    problem = token_value_problem(value)
+    if problem is not None:
+        raise _unexpected(token_problem_sentence("the access_token", problem))
     register_secret(value)
     raw = payload.get("expires_in")
-    expires_in: int | None = None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        expires_in = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        expires_in = int(raw)
-    expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+    try:
+        expires_at = expiry_from_lifetime(raw, now)
+    except ValueError as exc:
+        raise _unexpected(str(exc)) from None
+    expires_in = round((expires_at - now).total_seconds()) if expires_at is not None else None
     return IssuedToken(Secret(value), expires_in, expires_at)
 
 

@@ -11,7 +11,11 @@ code                                       kind                   note
 =========================================  =====================  ============================
 190 "must be called with a client access   wrong_token_kind       the token may be fine
 token", "Debug only access token"
-190, 102, 104, 0, 452, 2500                token_dead             subcode → :class:`TokenDeath`
+190, 102, 104, 0, 452                     token_dead             subcode → :class:`TokenDeath`
+2500 about the token ("An active access    token_dead             no token was sent, or a dead
+token must be used…")                                             one
+2500 anything else ("Unknown path          bad_request            a wrong URL, not a dead token
+components")
 3, 10, 200-299, 368, 131005, 131031        permission             never retried
 4, 17, 32, 613, 80007, 80008, 130429,      throttled              wait, never refresh
 131048, 133016
@@ -135,7 +139,10 @@ _PAIR_HINT: Final = 6.0  # one message per 6 s to the same user (reference §3.7
 _DEFAULT_TRANSIENT_HINT: Final = 2.0
 _DEFAULT_THROTTLE_HINT: Final = 60.0
 
-_DEAD_CODES: Final = frozenset({190, 102, 104, 0, 452, 2500})
+_DEAD_CODES: Final = frozenset({190, 102, 104, 0, 452})
+#: 2500 is Graph's "OAuthException" for a bad path as well as for a missing token: only the
+#: latter says anything about the token (a wrong URL must never trigger a renewal).
+_TOKEN_2500: Final = re.compile(r"access token", re.I)
 _PERMISSION_CODES: Final = frozenset({3, 10, 368, 131005, 131031})
 _BAD_REQUEST_CODES: Final = frozenset({100, 101, 135000})
 
@@ -288,6 +295,8 @@ def _retry_after_header(value: str | None) -> float | None:
 
 
 def _kind_for_code(code: int, message: str, is_transient: bool | None) -> ErrorKind:
+    if code == 2500:
+        return ErrorKind.TOKEN_DEAD if _TOKEN_2500.search(message) else ErrorKind.BAD_REQUEST
     if code in _DEAD_CODES:
         return ErrorKind.WRONG_TOKEN_KIND if _WRONG_KIND.search(message) else ErrorKind.TOKEN_DEAD
     if code == 1 and _CLIENT_SECRET.search(message):

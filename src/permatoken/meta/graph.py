@@ -24,6 +24,17 @@ from .._exceptions import GraphError
 from .._secret import Secret, redact
 from . import endpoints as ep
 from ._body import decode_body
+from .bounded import (
+    BAD_READS,
+    MAX_RESPONSE_BYTES,
+    RESPONSE_DEADLINE,
+    BoundedResponse,
+    aread_bounded,
+    bad_read_info,
+    json_content_type,
+    read_bounded,
+    unexpected_answer,
+)
 from .debug import DebugTokenResult
 from .errors import ErrorKind, GraphErrorInfo, classify_graph_error, graph_error
 from .usage import Usage, parse_usage
@@ -65,6 +76,8 @@ class BaseGraphClient:
         *,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        response_deadline: float = RESPONSE_DEADLINE,
     ) -> None:
         version = version.strip().strip("/")
         if version and not version.startswith("v"):
@@ -73,6 +86,10 @@ class BaseGraphClient:
         self.version = version
         self.timeout = timeout
         self.clock = clock
+        #: Bounds on every answer read (see :mod:`permatoken.meta.bounded`); the HTTP issuers
+        #: (OAuth2, BSP login) read their token endpoints within the same bounds.
+        self.max_response_bytes = max_response_bytes
+        self.response_deadline = response_deadline
         self.last_usage: Usage | None = None
 
     def __repr__(self) -> str:
@@ -103,30 +120,34 @@ class BaseGraphClient:
     def _where(self, request: ep.GraphRequest) -> str:
         return f"{request.method} /{request.path}"
 
-    def _payload(self, request: ep.GraphRequest, response: httpx.Response) -> Any:
+    def _bounds(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_response_bytes, "deadline": self.response_deadline}
+
+    def _payload(self, request: ep.GraphRequest, response: BoundedResponse) -> Any:
         """The decoded JSON of a successful response; raise :class:`GraphError` otherwise."""
         usage = parse_usage(response.headers)
         self.last_usage = usage
         log.debug("%s -> %s", self._where(request), response.status_code)
-        payload, _ = decode_body(response.content)
+        payload, fallback = decode_body(response.content)
         failed = response.status_code >= 400 or (
             isinstance(payload, dict) and isinstance(payload.get("error"), dict | str)
         )
         if failed:
             info = classify_graph_error(response.status_code, response.headers, response.content)
             raise self._error(request, info, usage=usage)
-        if payload is None:
+        problem = None
+        if json_content_type(response.headers) is False:
+            kind = response.headers.get("content-type", "").split(";")[0]
+            problem = f"a {response.status_code} answer of type {kind}, not JSON"
+        elif not 200 <= response.status_code < 300:
+            problem = f"an unexpected HTTP {response.status_code}"
+        elif payload is None:
+            # Never the body itself: a 200 with a raw token in it must not reach a log.
+            ambiguous = fallback is not None and fallback.startswith("ambiguous")
+            problem = fallback if ambiguous else "the response body is not JSON"
+        if problem is not None:
             raise self._error(
-                request,
-                GraphErrorInfo(
-                    kind=ErrorKind.UNKNOWN,
-                    code=None,
-                    subcode=None,
-                    message="the response body is not JSON",
-                    http_status=response.status_code,
-                    advice="Check that PERMATOKEN_GRAPH_URL points at Meta or the sandbox",
-                ),
-                usage=usage,
+                request, unexpected_answer(problem, response.status_code), usage=usage
             )
         return payload
 
@@ -141,6 +162,11 @@ class BaseGraphClient:
         info = _scrub(info, request.secret_values())
         message = f"{self._where(request)} failed: {info.describe()}"
         return graph_error(info, message, endpoint=request.path, ambiguous=ambiguous, usage=usage)
+
+    def _failed_read(self, request: ep.GraphRequest, exc: Exception) -> GraphError:
+        """An answer that broke a bound, or a request httpx could not even build."""
+        info, ambiguous = bad_read_info(exc)
+        return self._error(request, info, ambiguous=ambiguous)
 
     def _transport_error(self, request: ep.GraphRequest, exc: httpx.HTTPError) -> GraphError:
         sent = not isinstance(exc, _NOT_SENT)
@@ -182,8 +208,17 @@ class GraphClient(BaseGraphClient):
         transport: httpx.BaseTransport | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        response_deadline: float = RESPONSE_DEADLINE,
     ) -> None:
-        super().__init__(base_url, version, timeout=timeout, clock=clock)
+        super().__init__(
+            base_url,
+            version,
+            timeout=timeout,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            response_deadline=response_deadline,
+        )
         self._owns_client = client is None
         self._client = client or httpx.Client(transport=transport, timeout=timeout)
 
@@ -205,7 +240,11 @@ class GraphClient(BaseGraphClient):
     def call(self, call: ep.GraphCall[T]) -> T:
         """Send one prepared call and parse its answer."""
         try:
-            response = self._client.request(**self._request_args(call.request))
+            response = read_bounded(
+                self._client, **self._bounds(), **self._request_args(call.request)
+            )
+        except BAD_READS as exc:
+            raise self._failed_read(call.request, exc) from exc
         except httpx.HTTPError as exc:
             raise self._transport_error(call.request, exc) from exc
         return call.parse(self._payload(call.request, response), self._now())
@@ -311,8 +350,17 @@ class AsyncGraphClient(BaseGraphClient):
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        response_deadline: float = RESPONSE_DEADLINE,
     ) -> None:
-        super().__init__(base_url, version, timeout=timeout, clock=clock)
+        super().__init__(
+            base_url,
+            version,
+            timeout=timeout,
+            clock=clock,
+            max_response_bytes=max_response_bytes,
+            response_deadline=response_deadline,
+        )
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(transport=transport, timeout=timeout)
 
@@ -334,7 +382,11 @@ class AsyncGraphClient(BaseGraphClient):
     async def call(self, call: ep.GraphCall[T]) -> T:
         """Send one prepared call and parse its answer."""
         try:
-            response = await self._client.request(**self._request_args(call.request))
+            response = await aread_bounded(
+                self._client, **self._bounds(), **self._request_args(call.request)
+            )
+        except BAD_READS as exc:
+            raise self._failed_read(call.request, exc) from exc
         except httpx.HTTPError as exc:
             raise self._transport_error(call.request, exc) from exc
         return call.parse(self._payload(call.request, response), self._now())

@@ -23,6 +23,7 @@ class NoticeEvent(StrEnum):
     TOKEN_INVALID = "token_invalid"  # noqa: S105 - an event name
     RECOVERED = "recovered"
     RENEWED = "renewed"
+    BACKUP_FAILED = "backup_failed"
 
 
 #: Sent unless settings say otherwise; ``renewed`` is opt-in (it is good news, and frequent).
@@ -215,11 +216,35 @@ def renewed(
     )
 
 
+def backup_failed(period: int, *, reason: str, directory: str, now: datetime) -> Notice:
+    """A scheduled backup failed; one notice per period (its number is the notice's version)."""
+    body = (
+        f"The scheduled backup of {isoformat(now)} into {directory} failed: {reason}.\n"
+        "The store itself is unaffected, but the last good backup grows older. Fix the cause, "
+        "then take one by hand: `permatoken backup --out FILE`; `permatoken backup status` "
+        "shows the last good one."
+    )
+    return Notice(
+        BACKUP_NOTICE_NAME,
+        BACKUP_NOTICE_NAME.split("/")[0],
+        period,
+        NoticeEvent.BACKUP_FAILED,
+        "",
+        "[permatoken] scheduled backup failed",
+        body,
+    )
+
+
+#: Notices about the store itself (not a credential) are filed under this name.
+BACKUP_NOTICE_NAME = "permatoken/backup"
+
 __all__ = [
+    "BACKUP_NOTICE_NAME",
     "DEFAULT_EVENTS",
     "TROUBLE",
     "Notice",
     "NoticeEvent",
+    "backup_failed",
     "needs_human",
     "recovered",
     "reminder",

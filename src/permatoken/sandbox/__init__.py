@@ -12,11 +12,13 @@ from permatoken.sandbox.dispatch import DroppedConnection
 from permatoken.sandbox.models import TOKEN_KINDS
 from permatoken.sandbox.routing import ENDPOINTS
 from permatoken.sandbox.server import serve
+from permatoken.sandbox.signing import AccountEvent
 from permatoken.sandbox.state import SandboxState
 
 __all__ = [
     "ENDPOINTS",
     "TOKEN_KINDS",
+    "AccountEvent",
     "DroppedConnection",
     "SandboxClock",
     "SandboxConfig",

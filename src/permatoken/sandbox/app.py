@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from permatoken.sandbox import control
+from permatoken.sandbox import control, routes_signup
 from permatoken.sandbox.config import SandboxConfig
 from permatoken.sandbox.dispatch import GraphDispatcher
 from permatoken.sandbox.state import SandboxState
@@ -24,7 +24,7 @@ def create_app(state: SandboxState | None = None, config: SandboxConfig | None =
             state.config = config
     app = Starlette(
         routes=[
-            Mount("/_sandbox", routes=control.routes()),
+            Mount("/_sandbox", routes=[*control.routes(), *routes_signup.routes()]),
             # Every other path is the imitated Graph API (versioned or not) or a BSP stand-in.
             Route("/{path:path}", GraphDispatcher(state)),
         ]

@@ -53,6 +53,10 @@ class SandboxConfig:
         "(#100) This business requires expiring system user access tokens: "
         "set set_token_expires_in_60_days=true"
     )
+    #: ``debug_token`` of an unparseable or badly signed ``input_token``: Meta answers 200 with
+    #: ``data.is_valid: false`` and ``data.error`` (reference 10); "top_level" gives the
+    #: top-level 400/190 envelope some older captures show (reference 3.6, LOW-MEDIUM).
+    debug_token_unparseable: str = "data_error"  # noqa: S105
     #: ``{"success": true}`` or Meta's documented-verbatim string ``"true"``.
     revoke_success_as_string: bool = False
     appsecret_time_window: int = 300
@@ -82,6 +86,43 @@ class SandboxConfig:
     pair_interval_seconds: float = 6.0
     #: ``message_status`` added to template sends; ``None`` leaves it out.
     template_message_status: str | None = "accepted"
+
+    # -- Embedded Signup, webhooks and callbacks (reference 10b; docs/sandbox.md) -----------------
+    #: Where signed ``account_update`` events go; set with ``PATCH /_sandbox/config``, which runs
+    #: Meta's verification handshake first. ``None``: events are logged, not sent.
+    webhook_url: str | None = None
+    webhook_verify_token: str | None = None
+    #: Where the deauthorize ``signed_request`` goes (Meta does not verify this URL).
+    deauthorize_url: str | None = None
+    #: Deliver every event twice (Meta "may deliver the same event more than once").
+    webhook_duplicates: bool = False
+    #: Hold events until ``webhook_reorder_batch`` wait (or a flush), then send them newest first.
+    webhook_reorder: bool = False
+    webhook_reorder_batch: int = 2
+    #: Retry back-off: base * 2**(n-1) seconds, capped, for up to the window (WhatsApp: 7 days,
+    #: MEDIUM). Real time, not the sandbox clock. Tests shrink the base and the cap.
+    webhook_retry_base_seconds: float = 15.0
+    webhook_retry_cap_seconds: float = 3600.0
+    webhook_retry_window_seconds: float = 7 * DAY
+    webhook_timeout_seconds: float = 10.0
+    #: Events other than ``PARTNER_*`` reach the app only for WABAs subscribed to it
+    #: (``POST /{waba-id}/subscribed_apps``); ``PARTNER_*`` ones concern the app itself.
+    webhooks_need_subscription: bool = True
+    #: Embedded Signup announces ``PARTNER_APP_INSTALLED`` for the new WABA (MEDIUM).
+    embedded_signup_sends_installed: bool = True
+    #: ``entry[].id`` of ``PARTNER_*`` events: "waba" (the reference) or "partner_business" (some
+    #: of Meta's own examples put the partner's business id there).
+    partner_event_entry_id: str = "waba"
+    #: Subcode the business's tokens report once it removed the app: 458 "App Not Installed".
+    uninstall_subcode: int = 458
+    #: Subcode a person's tokens report after the deauthorize callback.
+    deauthorize_subcode: int = 458
+    #: ``PARTNER_REMOVED`` / ``ACCOUNT_DELETED``: False takes the WABA out of the app's tokens
+    #: (they stay valid, reaching less); True revokes the tokens that reached it (uninstall_subcode).
+    waba_removal_revokes_tokens: bool = False
+    #: Sends from an offboarded WABA's numbers (until ``ACCOUNT_RECONNECTED``): 133010 "Account
+    #: not registered" (undocumented for this case). A disabled WABA answers 368.
+    offboarded_send_error_code: int = 133010
 
     # -- BSP stand-ins -------------------------------------------------------------------------
     login_token_lifetime: int = 7 * DAY  # On-Prem "7 days" is MEDIUM

@@ -7,6 +7,7 @@ bodies, never in paths, so they stay out of access logs. Described by ``/_sandbo
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from permatoken.sandbox.openapi import openapi_document
 from permatoken.sandbox.state import SandboxState
+from permatoken.sandbox.verification import averify_endpoint, check_settings, needs_handshake
 
 Endpoint = Callable[[Request], Awaitable[JSONResponse]]
 _MAX_BODY = 64 * 1024
@@ -47,6 +49,8 @@ def endpoint(fn: Callable[[Request, SandboxState, dict[str, Any]], Any]) -> Endp
             if not isinstance(body, dict):
                 raise ControlError("the request body must be a JSON object")
             result = fn(request, state, body)
+            if inspect.isawaitable(result):
+                result = await result
         except ControlError as exc:
             return _error(exc.message, exc.status)
         except json.JSONDecodeError:
@@ -98,10 +102,22 @@ def clock(request: Request, state: SandboxState, body: dict[str, Any]) -> Any:
 
 
 @endpoint
-def config(request: Request, state: SandboxState, body: dict[str, Any]) -> Any:
+async def config(request: Request, state: SandboxState, body: dict[str, Any]) -> Any:
     if request.method == "PATCH":
+        new = state.config.updated(body)
+        check_settings(new)
+        if needs_handshake(state.config, new):
+            # Meta verifies the callback before saving it; outside the lock, on the event loop.
+            assert new.webhook_url is not None and new.webhook_verify_token is not None
+            problem = await averify_endpoint(
+                new.webhook_url, new.webhook_verify_token, new.webhook_timeout_seconds
+            )
+            if problem is not None:
+                raise ControlError(f"webhook verification failed: {new.webhook_url} {problem}")
         with state.lock:
             state.config = state.config.updated(body)
+        if not state.config.webhook_reorder:
+            state.webhooks.flush()  # switching reordering off releases what it held
     return state.config.as_dict()
 
 

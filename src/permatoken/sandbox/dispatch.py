@@ -86,6 +86,10 @@ class GraphDispatcher:
             )
             await send({"type": "http.response.body", "body": b'{"', "more_body": True})
             raise DroppedConnection("sandbox dropped the connection (injected fault)")
+        if fault is not None and fault.kind == "respond":
+            status, raw, extra = fault.answer()
+            await self._finish(send, req, Answer(status, raw, extra), fault)
+            return
         answer = self._fault_reply(req, fault) if fault is not None else self._run(req, handler)
         await self._finish(send, req, answer)
 
@@ -148,12 +152,21 @@ class GraphDispatcher:
                 )
         return headers
 
-    async def _finish(self, send: Send, req: GraphRequest, answer: Answer) -> None:
+    async def _finish(
+        self, send: Send, req: GraphRequest, answer: Answer, drip: Fault | None = None
+    ) -> None:
         self._log(req, answer.status, answer.error_code)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
         raw.append((b"content-length", str(len(answer.body)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": raw})
-        await send({"type": "http.response.body", "body": answer.body})
+        size = drip.chunk_bytes if drip is not None and drip.chunk_bytes else len(answer.body)
+        body = answer.body
+        while len(body) > size:  # a slow drip: one chunk, a pause, the next chunk
+            await send({"type": "http.response.body", "body": body[:size], "more_body": True})
+            body = body[size:]
+            if drip is not None and drip.chunk_delay_seconds:
+                await anyio.sleep(drip.chunk_delay_seconds)
+        await send({"type": "http.response.body", "body": body})
 
     def _log(self, req: GraphRequest, status: int, code: int | None) -> None:
         token = req.raw_token or extract_token(req)

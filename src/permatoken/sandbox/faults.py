@@ -1,18 +1,31 @@
-"""Fault injection: added latency, forced errors, dropped connections and timeouts per endpoint.
+"""Fault injection: added latency, forced errors, arbitrary answers, dropped connections, timeouts.
 
 A fault matches an endpoint name (``"POST /{phone-number-id}/messages"``) or ``"*"`` for every
 Graph/BSP endpoint; the control API is never faulted. It fires for the next ``count`` matching
 calls, or for a ``fraction`` of them (drawn from a seeded generator so runs repeat), or both.
+
+``respond`` answers with any status (2xx included) and any body: ``json`` (any JSON value) or raw
+``body`` text, repeated ``repeat`` times between ``body_prefix`` and ``body_suffix`` (so a 100 KB
+token or a 10 MB page fits in a small control request), with extra ``headers``, optionally sent
+``chunk_bytes`` at a time with ``chunk_delay_seconds`` between chunks (a slow drip).
 """
 
 from __future__ import annotations
 
 import itertools
+import json as jsonlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("error", "latency", "drop", "timeout")
+FAULT_KINDS = ("error", "latency", "drop", "timeout", "respond")
+#: A respond fault's body is built in memory: keep a typo from eating the machine.
+MAX_RESPOND_BYTES = 64 * 1024 * 1024
+_UNSET: Any = object()
+_RESPOND_ONLY = frozenset(
+    {"json", "headers", "content_type", "repeat", "body_prefix", "body_suffix", "chunk_bytes"}
+    | {"chunk_delay_seconds"}
+)
 
 
 @dataclass
@@ -31,6 +44,15 @@ class Fault:
     body: str | None = None
     latency_seconds: float = 0.0
     timeout_seconds: float = 30.0
+    #: ``respond`` only: a JSON value to send (``body`` is the raw-text alternative).
+    json: Any = _UNSET
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+    repeat: int = 1
+    body_prefix: str = ""
+    body_suffix: str = ""
+    chunk_bytes: int | None = None
+    chunk_delay_seconds: float = 0.0
     hits: int = field(default=0)
 
     def matches(self, endpoint: str) -> bool:
@@ -50,8 +72,27 @@ class Fault:
             "body": self.body,
             "latency_seconds": self.latency_seconds,
             "timeout_seconds": self.timeout_seconds,
+            "json": None if self.json is _UNSET else self.json,
+            "headers": dict(self.headers),
+            "content_type": self.content_type,
+            "repeat": self.repeat,
+            "body_prefix": self.body_prefix,
+            "body_suffix": self.body_suffix,
+            "chunk_bytes": self.chunk_bytes,
+            "chunk_delay_seconds": self.chunk_delay_seconds,
             "hits": self.hits,
         }
+
+    def answer(self) -> tuple[int, bytes, dict[str, str]]:
+        """A ``respond`` fault's status, body and headers (pure)."""
+        if self.json is not _UNSET:
+            middle, kind = jsonlib.dumps(self.json), "application/json"
+        else:
+            middle, kind = self.body or "", "text/plain; charset=utf-8"
+        body = (self.body_prefix + middle * self.repeat + self.body_suffix).encode()
+        headers = {"content-type": self.content_type or kind}
+        headers.update({k.lower(): v for k, v in self.headers.items()})
+        return self.http_status or 200, body, headers
 
 
 @dataclass
@@ -95,12 +136,18 @@ class FaultRegistry:
         if kind == "error" and spec.get("code") is None and spec.get("http_status") is None:
             raise ValueError("an error fault needs a code or an http_status")
         status = spec.get("http_status")
-        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
-            raise ValueError("http_status must be an integer from 400 to 599")
-        for name in ("latency_seconds", "timeout_seconds"):
+        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+            raise ValueError("http_status must be an integer")
+        for name in ("latency_seconds", "timeout_seconds", "chunk_delay_seconds"):
             value = spec.get(name, 0.0)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number")
+        if kind == "respond":
+            _check_respond(spec)
+        elif set(spec) & _RESPOND_ONLY:
+            raise ValueError(f"{', '.join(sorted(set(spec) & _RESPOND_ONLY))}: respond faults only")
+        elif status is not None and not 400 <= status <= 599:
+            raise ValueError("http_status must be an integer from 400 to 599")
         fault = Fault(id=next(self._ids), **{**spec, "count": count})
         self._faults.append(fault)
         return fault
@@ -137,3 +184,33 @@ class FaultRegistry:
 
     def list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self._faults]
+
+
+def _check_respond(spec: dict[str, Any]) -> None:
+    status = spec.get("http_status")
+    if status is not None and not 200 <= status <= 599:
+        raise ValueError("a respond fault's http_status must be from 200 to 599")
+    if "json" in spec and spec.get("body") is not None:
+        raise ValueError("give json or body, not both")
+    for name in ("content_type", "body_prefix", "body_suffix"):
+        if spec.get(name) is not None and not isinstance(spec[name], str):
+            raise ValueError(f"{name} must be a string")
+    headers = spec.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii()
+        for k, v in headers.items()
+    ):
+        raise ValueError("headers must map ASCII strings to ASCII strings")
+    for name, default in (("repeat", 1), ("chunk_bytes", None)):
+        value = spec.get(name, default)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer")
+    try:
+        middle = len(jsonlib.dumps(spec["json"])) if "json" in spec else len(spec.get("body") or "")
+    except (TypeError, ValueError) as exc:
+        raise ValueError("json must be a JSON value") from exc
+    size = len(spec.get("body_prefix", "")) + middle * spec.get("repeat", 1)
+    if size + len(spec.get("body_suffix", "")) > MAX_RESPOND_BYTES:
+        raise ValueError(f"a respond body is at most {MAX_RESPOND_BYTES} bytes")

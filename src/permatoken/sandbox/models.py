@@ -103,6 +103,10 @@ class Waba:
     id: str
     business_id: str
     name: str
+    #: ``DISABLED_UPDATE``'s ``waba_ban_state`` (``DISABLE`` refuses sends with 368).
+    ban_state: str | None = None
+    #: Between ``ACCOUNT_OFFBOARDED`` and ``ACCOUNT_RECONNECTED`` its numbers cannot send.
+    offboarded: bool = False
 
     def to_fixture(self) -> dict[str, Any]:
         return {"id": self.id, "business_id": self.business_id, "name": self.name}
@@ -152,10 +156,12 @@ class Token:
 
     def granular_scopes(self) -> list[dict[str, Any]]:
         # Embedded Signup tokens list the WABAs they reach; system-user tokens reach all (S10/S24).
+        # A business token that lost its last WABA lists none rather than claiming all.
         result: list[dict[str, Any]] = []
         for scope in self.scopes:
             entry: dict[str, Any] = {"scope": scope}
-            if self.kind in USER_KINDS | {"bisu"} and scope in WHATSAPP_SCOPES and self.waba_ids:
+            listed = self.waba_ids or self.kind == "bisu"
+            if self.kind in USER_KINDS | {"bisu"} and scope in WHATSAPP_SCOPES and listed:
                 entry["target_ids"] = list(self.waba_ids)
             result.append(entry)
         return result

@@ -7,6 +7,8 @@ from typing import Any
 from permatoken.sandbox.faults import FAULT_KINDS
 from permatoken.sandbox.models import TOKEN_KINDS
 from permatoken.sandbox.routing import ENDPOINTS
+from permatoken.sandbox.signing import BAN_STATES, AccountEvent
+from permatoken.sandbox.webhooks import STATUSES
 
 
 def _obj(required: list[str] | None = None, **props: Any) -> dict[str, Any]:
@@ -48,6 +50,40 @@ FAULT = _obj(
     body={"type": ["string", "null"], "description": "raw body instead of Meta's envelope"},
     latency_seconds=_N,
     timeout_seconds=_N,
+    json={"description": "respond: any JSON value to answer with (instead of body)"},
+    headers={"type": "object", "additionalProperties": _S, "description": "respond: extra"},
+    content_type={"type": ["string", "null"], "description": "respond: Content-Type"},
+    repeat={**_I, "minimum": 1, "description": "respond: body (or json) repeated N times"},
+    body_prefix={**_S, "description": "respond: text before the repeated body"},
+    body_suffix={**_S, "description": "respond: text after the repeated body"},
+    chunk_bytes={**_NULL_I, "description": "respond: send the body in chunks of this size"},
+    chunk_delay_seconds={**_N, "description": "respond: pause between chunks (a slow drip)"},
+)
+
+DELIVERY = _obj(
+    id=_I,
+    kind={"enum": ["webhook", "deauthorize"]},
+    event=_S,
+    app_id=_S,
+    waba_id={"type": ["string", "null"]},
+    url={"type": ["string", "null"]},
+    created_at=_N,
+    copy={**_I, "description": "2 for the duplicate sent by webhook_duplicates"},
+    status={"enum": list(STATUSES)},
+    reason={"type": ["string", "null"]},
+    attempts={
+        "type": "array",
+        "items": _obj(at=_N, status_code=_NULL_I, error={"type": ["string", "null"]}),
+    },
+    payload={"type": "object", "description": "the envelope sent, or the unsigned payload"},
+)
+EVENT_RESULT = _obj(
+    event=_S,
+    business_id=_S,
+    app_id=_S,
+    waba_ids={"type": "array", "items": _S},
+    revoked_tokens=_I,
+    deliveries={"type": "array", "items": DELIVERY},
 )
 
 # (method, path, summary, request schema or None, response schema)
@@ -73,7 +109,8 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None, dict[str, Any]]] = 
     (
         "patch",
         "/_sandbox/config",
-        "Change SandboxConfig fields",
+        "Change SandboxConfig fields; a new webhook_url or webhook_verify_token is verified "
+        "first (Meta's hub.challenge handshake): on failure 400 and nothing changes",
         {"type": "object"},
         {"type": "object"},
     ),
@@ -157,6 +194,66 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None, dict[str, Any]]] = 
         _DATA,
     ),
     ("delete", "/_sandbox/messages", "Clear the calls and messages logs", None, _DATA),
+    (
+        "post",
+        "/_sandbox/embedded_signup",
+        "A new client business completes Embedded Signup (business, WABA, number, code)",
+        _obj(app_id=_S, business_name=_S),
+        _obj(
+            ["code", "business_id", "waba_id", "phone_number_id"],
+            code={**_S, "description": "single use, lives code_ttl_seconds (30 s)"},
+            business_id=_S,
+            waba_id=_S,
+            phone_number_id=_S,
+        ),
+    ),
+    (
+        "post",
+        "/_sandbox/businesses/{business_id}/uninstall",
+        "The business removes the app: its tokens die, PARTNER_APP_UNINSTALLED per WABA",
+        _obj(app_id=_S),
+        EVENT_RESULT,
+    ),
+    (
+        "post",
+        "/_sandbox/businesses/{business_id}/install",
+        "The business grants the app again: PARTNER_APP_INSTALLED per WABA",
+        _obj(app_id=_S),
+        EVENT_RESULT,
+    ),
+    (
+        "post",
+        "/_sandbox/wabas/{waba_id}/events",
+        "Raise an account_update event on a WABA, with its effects",
+        _obj(
+            ["event"],
+            event={"enum": [e.value for e in AccountEvent]},
+            app_id=_S,
+            ban_state={"enum": list(BAN_STATES), "description": "DISABLED_UPDATE only"},
+        ),
+        EVENT_RESULT,
+    ),
+    (
+        "post",
+        "/_sandbox/deauthorize",
+        "A person removes the app: tokens die, signed_request to deauthorize_url",
+        _obj(["user_id"], user_id=_S, app_id=_S),
+        _obj(user_id=_S, app_id=_S, revoked_tokens=_I, delivery=DELIVERY),
+    ),
+    (
+        "get",
+        "/_sandbox/webhooks",
+        "Webhook and deauthorize deliveries",
+        None,
+        _obj(data={"type": "array", "items": DELIVERY}),
+    ),
+    (
+        "post",
+        "/_sandbox/webhooks/flush",
+        "Release deliveries held by webhook_reorder now, newest first",
+        None,
+        _obj(data={"type": "array", "items": DELIVERY}),
+    ),
 ]
 
 
@@ -191,6 +288,9 @@ def openapi_document() -> dict[str, Any]:
             )
         if "{fault_id}" in path:
             params.append({"name": "fault_id", "in": "path", "required": True, "schema": _I})
+        for name in ("business_id", "waba_id"):
+            if f"{{{name}}}" in path:
+                params.append({"name": name, "in": "path", "required": True, "schema": _S})
         if path == "/_sandbox/calls" and method == "get":
             params.append(
                 {

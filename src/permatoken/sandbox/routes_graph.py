@@ -40,7 +40,7 @@ def phone_number_record(phone: PhoneNumber) -> dict[str, Any]:
     }
 
 
-def _reach_waba(req: GraphRequest, token: Token, waba: Waba, object_id: str) -> None:
+def reach_waba(req: GraphRequest, token: Token, waba: Waba, object_id: str) -> None:
     """Objects a token cannot reach look exactly like objects that do not exist."""
     if waba.id not in token.waba_ids:
         raise unknown_object(object_id)
@@ -51,14 +51,14 @@ def _reach_waba(req: GraphRequest, token: Token, waba: Waba, object_id: str) -> 
 def get_phone_number(req: GraphRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     phone = req.state.phone_numbers[req.args[0]]
-    _reach_waba(req, token, req.state.wabas[phone.waba_id], phone.id)
+    reach_waba(req, token, req.state.wabas[phone.waba_id], phone.id)
     return select_fields(phone_number_record(phone), req.fields())
 
 
 def get_waba(req: GraphRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     waba = req.state.wabas[req.args[0]]
-    _reach_waba(req, token, waba, waba.id)
+    reach_waba(req, token, waba, waba.id)
     req.state.usage.record_waba_call(token.app_id, waba.id, req.waba_active, req.now, req.config)
     record = {
         "id": waba.id,
@@ -75,7 +75,7 @@ def list_phone_numbers(req: GraphRequest) -> dict[str, Any]:
     waba = req.state.wabas.get(req.args[0])
     if waba is None:
         raise unknown_object(req.args[0])
-    _reach_waba(req, token, waba, waba.id)
+    reach_waba(req, token, waba, waba.id)
     req.state.usage.record_waba_call(token.app_id, waba.id, req.waba_active, req.now, req.config)
     wanted = req.fields()
     data = [

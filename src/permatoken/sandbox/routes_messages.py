@@ -9,6 +9,7 @@ from typing import Any
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object
 from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.signup import send_refusal
 
 MESSAGING = ("whatsapp_business_messaging",)
 MAX_TEXT = 4096
@@ -57,6 +58,9 @@ def send_message(req: GraphRequest) -> dict[str, Any]:
             "on behalf of this WhatsApp Business Account",
             status=req.auth_status(),
         )
+    refusal = send_refusal(req.state, req.state.wabas[phone.waba_id])
+    if refusal is not None:  # a disabled or offboarded WABA (account_update events)
+        raise refusal
     body = req.json_object()
     if body.get("messaging_product") != "whatsapp":
         raise _invalid("The parameter messaging_product is required and must be 'whatsapp'.")

@@ -145,7 +145,11 @@ def debug_token(req: GraphRequest) -> dict[str, Any]:
     value = req.require("input_token")
     target = lookup(req, value)
     if target is None:
-        raise GraphAPIError(190, CANNOT_PARSE)
+        if req.config.debug_token_unparseable == "top_level":  # noqa: S105
+            raise GraphAPIError(190, CANNOT_PARSE)
+        # What Meta answers for a token it cannot parse: no app, no type, just the error.
+        error = {"code": 190, "message": CANNOT_PARSE}
+        return {"data": {"error": error, "is_valid": False, "scopes": []}}
     if target.app_id != caller.app_id:
         raise foreign_app()
     return {"data": describe(req, target)}

@@ -11,7 +11,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from permatoken.sandbox import routes_bsp, routes_graph, routes_messages, routes_oauth
+from permatoken.sandbox import (
+    routes_bsp,
+    routes_graph,
+    routes_messages,
+    routes_oauth,
+    routes_subscriptions,
+)
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object, unknown_path
 
@@ -39,6 +45,7 @@ PROVIDERS: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/oauth2/introspect"): ("POST /oauth2/introspect", routes_bsp.introspect),
 }
 
+SUBSCRIBED_APPS = {f"{m} /{{waba-id}}/subscribed_apps" for m in ("GET", "POST", "DELETE")}
 ENDPOINTS = sorted(
     {name for name, _ in FIXED.values()}
     | {name for name, _ in PROVIDERS.values()}
@@ -50,6 +57,7 @@ ENDPOINTS = sorted(
         "POST /{phone-number-id}/messages",
         "POST /{system-user-id}/access_tokens",
         "POST /{system-user-id}/applications",
+        *SUBSCRIBED_APPS,
     }
 )
 
@@ -92,6 +100,9 @@ def resolve(method: str, raw_path: str, state: SandboxState) -> tuple[str, Handl
         if edge[1] == "access_tokens":
             return name, routes_graph.mint_system_user_token, [object_id]
         return name, routes_graph.install_app, [object_id]
+    if len(rest) == 1 and rest[0] == "subscribed_apps" and method in ("GET", "POST", "DELETE"):
+        name = f"{method} /{{waba-id}}/subscribed_apps"
+        return name, routes_subscriptions.subscribed_apps, [object_id]
     known = object_id in state.phone_numbers or object_id in state.wabas
     if known or object_id in state.system_users:
         if len(rest) == 1 and rest[0] in {"messages", "phone_numbers", "access_tokens"}:

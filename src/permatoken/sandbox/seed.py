@@ -32,6 +32,10 @@ def seed_world(state: SandboxState) -> None:
     client_waba = state.create_waba(client["id"], "Client Shop WABA")
     state.create_phone_number(own_waba["id"], "15550783881", verified_name="Sandbox Shop")
     state.create_phone_number(client_waba["id"], "15550001234", verified_name="Client Shop")
+    # The client reached the app through Embedded Signup; both WABAs send the app their webhooks.
+    state.installations[(client["id"], app["id"])] = state.clock.now()
+    for waba in (own_waba, client_waba):
+        state.subscriptions[waba["id"]] = [app["id"]]
     for kind in TOKEN_KINDS:
         business = client["id"] if kind in ("system_user_60d", "bisu") else own["id"]
         token = state.issue(kind, app_id=app["id"], business_id=business)
@@ -71,4 +75,13 @@ def fixtures_of(state: SandboxState) -> dict[str, Any]:
         "phone_numbers": [p.to_fixture() for p in state.phone_numbers.values()],
         "tokens": tokens,
         "providers": state.provider_fixtures,
+        "installations": [
+            {"business_id": business_id, "app_id": app_id}
+            for business_id, app_id in state.installations
+        ],
+        "subscriptions": [
+            {"waba_id": waba_id, "app_id": app_id}
+            for waba_id, app_ids in state.subscriptions.items()
+            for app_id in app_ids
+        ],
     }

@@ -92,5 +92,6 @@ def serve(
     except KeyboardInterrupt:  # pragma: no cover - interactive stop
         pass
     finally:
+        state.webhooks.close(timeout=1.0)
         sock.close()
         sys.stdout.flush()

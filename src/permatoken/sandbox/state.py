@@ -33,6 +33,8 @@ from permatoken.sandbox.models import (
 )
 from permatoken.sandbox.providers import ProviderStore
 from permatoken.sandbox.usage import UsageMeter
+from permatoken.sandbox.verification import check_settings, verify_endpoint
+from permatoken.sandbox.webhooks import WebhookOutbox
 
 _T = TypeVar("_T")
 
@@ -45,6 +47,8 @@ class SandboxState:
         self.clock = clock or SandboxClock()
         self.lock = threading.RLock()
         self.graph_url = "http://sandbox.invalid"
+        #: Webhook and deauthorize deliveries; its own lock and thread (see ``webhooks.py``).
+        self.webhooks = WebhookOutbox(lambda: self.config, self.clock)
         self._clear()
 
     def _clear(self) -> None:
@@ -62,6 +66,11 @@ class SandboxState:
         self.provider_fixtures: dict[str, Any] = {}
         self._calls: list[dict[str, Any]] = []
         self._messages: list[dict[str, Any]] = []
+        #: (business id, app id) -> when the business installed the app (Embedded Signup).
+        self.installations: dict[tuple[str, str], float] = {}
+        #: WABA id -> app ids subscribed with ``POST /{waba-id}/subscribed_apps``.
+        self.subscriptions: dict[str, list[str]] = {}
+        self.webhooks.reset()
 
     # -- the world ------------------------------------------------------------------------------
 
@@ -246,6 +255,72 @@ class SandboxState:
             token = self._need(self.tokens, value, "token")
             token.expires_at = int(self.clock.now())
             return token.to_fixture()
+
+    # -- Embedded Signup, account events, webhooks (signup.py) ------------------------------
+
+    def embedded_signup(
+        self, *, app_id: str | None = None, business_name: str | None = None
+    ) -> dict[str, Any]:
+        """A new client business completes Embedded Signup: ``{code, business_id, waba_id,
+        phone_number_id}``; the code is single use and lives ``code_ttl_seconds``."""
+        from permatoken.sandbox import signup
+
+        with self.lock:
+            return signup.embedded_signup(self, app_id, business_name)
+
+    def install_app(self, business_id: str, app_id: str | None = None) -> dict[str, Any]:
+        from permatoken.sandbox import signup
+
+        with self.lock:
+            return signup.install(self, business_id, app_id)
+
+    def uninstall_app(self, business_id: str, app_id: str | None = None) -> dict[str, Any]:
+        """The business removes the app: its tokens die, ``PARTNER_APP_UNINSTALLED`` per WABA."""
+        from permatoken.sandbox import signup
+
+        with self.lock:
+            return signup.uninstall(self, business_id, app_id)
+
+    def account_event(
+        self,
+        waba_id: str,
+        event: str,
+        *,
+        app_id: str | None = None,
+        ban_state: str | None = None,
+    ) -> dict[str, Any]:
+        """Raise an ``account_update`` event (``signing.AccountEvent``) with its effects."""
+        from permatoken.sandbox import signup
+        from permatoken.sandbox.signing import AccountEvent
+
+        if event not in AccountEvent.__members__:
+            raise ValueError(f"event must be one of {', '.join(AccountEvent)}")
+        with self.lock:
+            return signup.account_event(self, waba_id, AccountEvent(event), app_id, ban_state)
+
+    def deauthorize(self, user_id: str, app_id: str | None = None) -> dict[str, Any]:
+        """The person ``user_id`` removes the app: tokens die, the deauthorize callback goes."""
+        from permatoken.sandbox import signup
+
+        with self.lock:
+            return signup.deauthorize(self, user_id, app_id)
+
+    def set_webhook(self, url: str | None, verify_token: str | None = None) -> dict[str, Any]:
+        """Like ``PATCH /_sandbox/config``: the handshake runs first (outside the lock); a
+        failure raises ``ValueError`` and changes nothing."""
+        changes = {"webhook_url": url, "webhook_verify_token": verify_token}
+        new = self.config.updated(changes)
+        check_settings(new)
+        if url is not None and verify_token is not None:
+            problem = verify_endpoint(url, verify_token, new.webhook_timeout_seconds)
+            if problem is not None:
+                raise ValueError(f"webhook verification failed: {url} {problem}")
+        with self.lock:
+            self.config = self.config.updated(changes)
+            return self.config.as_dict()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        return self.webhooks.log()
 
     # -- logs and faults ---------------------------------------------------------------------
 

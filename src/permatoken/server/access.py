@@ -101,6 +101,8 @@ class Principal:
     key_id: str
     role: Role
     grants: tuple[str, ...]
+    #: When the key stops working (open long-polls and streams end then).
+    expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:
@@ -114,6 +116,14 @@ class Principal:
     def sees(self, name: str) -> bool:
         """Whether ``name`` is within this key's grants (for filtering lists)."""
         return covers(self.role, self.grants, name)
+
+    def contains(self, grants: tuple[str, ...]) -> bool:
+        """Whether a key with ``grants`` would reach nothing this key cannot (keys it may manage)."""
+        if not self.grants:
+            return True
+        return bool(grants) and all(
+            any(grant_within(g, mine) for mine in self.grants) for g in grants
+        )
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -175,6 +185,30 @@ def grant_matches(pattern: str, name: str) -> bool:
     return all(fnmatchcase(p, q) for q, p in pairs)
 
 
+def grant_within(inner: str, outer: str) -> bool:
+    """Whether every name ``inner`` matches is matched by ``outer`` too.
+
+    Conservative: a glob segment in ``inner`` is only within an identical segment or ``*``, so
+    the answer may be no where a cleverer comparison would say yes, never the reverse.
+    """
+    ip, op = inner.split("/"), outer.split("/")
+    if op[-1] == "**":
+        head = op[:-1]
+        fixed = ip[:-1] if ip[-1] == "**" else ip
+        if len(fixed) < len(head) or (ip[-1] != "**" and len(ip) == len(head)):
+            return False
+        return all(_segment_within(i, o) for i, o in zip(fixed, head, strict=False))
+    if ip[-1] == "**" or len(ip) != len(op):
+        return False
+    return all(_segment_within(i, o) for i, o in zip(ip, op, strict=True))
+
+
+def _segment_within(inner: str, outer: str) -> bool:
+    if inner == outer or outer == "*":
+        return True
+    return not any(c in inner for c in "*?[") and fnmatchcase(inner, outer)
+
+
 def covers(role: Role, grants: tuple[str, ...], name: str) -> bool:
     if not grants:
         return role is not Role.APP
@@ -205,6 +239,7 @@ __all__ = [
     "Role",
     "covers",
     "grant_matches",
+    "grant_within",
     "hash_key",
     "looks_like_key",
     "new_key",

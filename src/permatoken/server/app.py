@@ -20,6 +20,8 @@ from starlette.routing import Route
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
+from . import routes_history as h
+from . import routes_keys as k
 from . import routes_manage as m
 from . import routes_tokens as t
 from . import schemas as s
@@ -27,6 +29,7 @@ from .access import Action
 from .broker import Broker, BrokerConfig
 from .changes import EventsPoller, PostgresListener
 from .errors import HANDLERS
+from .metrics import AGGREGATE, EVERYTHING, View
 from .openapi import LIMIT, NAME, Op, Param, build_document
 from .routes_tokens import only_params
 
@@ -63,11 +66,15 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     b: Broker = request.app.state.broker
-    if not b.config.metrics_public:
-        await b.authenticate(request, Action.METRICS)
+    if b.config.metrics_public and "authorization" not in request.headers:
+        view = EVERYTHING if b.config.metrics_public_names else AGGREGATE
+    else:
+        p = await b.authenticate(request, Action.METRICS)
+        view = EVERYTHING if not p.grants else View(sees=p.sees, grants=p.grants)
     only_params(request)
     b.metrics.audit_backlog.set(len(b.recorder))
-    return Response(await run_in_threadpool(b.metrics.render), media_type=CONTENT_TYPE_LATEST)
+    body = await run_in_threadpool(b.metrics.render, view)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:
@@ -253,7 +260,7 @@ def operations() -> list[Op]:
             "get",
             "/v1/events",
             "/v1/events",
-            m.list_events,
+            h.list_events,
             f"Credential events, newest first ({view}).",
             s.EventListOut,
             params=(
@@ -265,7 +272,7 @@ def operations() -> list[Op]:
             "get",
             "/v1/audit",
             "/v1/audit",
-            m.list_audit,
+            h.list_audit,
             f"Audit records, newest first ({view}).",
             s.AuditListOut,
             params=(
@@ -275,12 +282,12 @@ def operations() -> list[Op]:
                 Param("target", "query", {"type": "string", "minLength": 1, "maxLength": 200}),
             ),
         ),
-        Op("get", "/v1/keys", "/v1/keys", m.list_keys, "API keys (admin).", s.KeyListOut),
+        Op("get", "/v1/keys", "/v1/keys", k.list_keys, "API keys (admin).", s.KeyListOut),
         Op(
             "post",
             "/v1/keys",
             "/v1/keys",
-            m.create_key,
+            k.create_key,
             "Create an API key; the key is in the answer, once (admin).",
             s.KeyCreatedOut,
             status=201,
@@ -290,7 +297,7 @@ def operations() -> list[Op]:
             "delete",
             "/v1/keys/{key_id}",
             "/v1/keys/{key_id}",
-            m.revoke_key,
+            k.revoke_key,
             "Revoke an API key (admin).",
             s.KeyOut,
             params=(
@@ -307,7 +314,8 @@ def operations() -> list[Op]:
             "/metrics",
             "/metrics",
             metrics,
-            "Prometheus metrics (reader, operator, admin unless public).",
+            "Prometheus metrics (reader, operator, admin unless public); per-credential "
+            "series only for names within the key's grants, none without a key.",
             None,
             media="text/plain",
         ),
@@ -377,8 +385,7 @@ class BrokerApp(Starlette):
         entry = b.cache.peek(name)
         if entry is None or len(b.recorder) >= b.recorder.max_backlog:
             return None
-        client = scope.get("client")
-        b.recorder.add_read(p.actor, name, client[0] if client else "unknown", entry.version)
+        b.recorder.add_read(p.actor, name, b.addresses.of(scope), entry.version)
         b.metrics.reads_ok.inc()
         return entry
 

@@ -2,7 +2,15 @@
 
 Key lookups are cached for ``ttl`` seconds (default 5) per replica, so a revoked or expired key
 stops working on every replica within that time (at once on the replica that revoked it).
-Unknown keys are never cached, so a new key works immediately.
+A key that was not found is remembered as unknown for ``ttl`` seconds (a new key is 256 random
+bits nobody can have presented before, so it still works immediately).
+
+Failed authentications spend two token buckets: one per client address and one per presented key
+prefix (``pt_`` and four characters; a malformed header spends only the address's). Once either
+is empty, refusals are answered 429 with ``Retry-After`` instead of 401 and are no longer
+audited one by one. The buckets never stop a key that authenticates: it is always looked up
+(single-flight, one indexed read), so a few bad requests from a NAT, a sidecar or localhost do
+not lock out the legitimate keys behind the same address.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ class _Bucket:
 
 
 class FailureLimiter:
-    """A token bucket per client address, spent only by failed authentications.
+    """A token bucket per client (an address or a key prefix), spent only by failed authentications.
 
     ``burst`` failures pass; after that one more every ``1/refill`` seconds; beyond, 429.
     """
@@ -91,6 +99,7 @@ class Authenticator:
         self._inflight: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         #: Called with (client, reason, key id or None) for every refused key (audit, metrics).
         self.on_failure: list[Callable[[str, str, str | None], None]] = []
 
@@ -136,28 +145,33 @@ class Authenticator:
         if scheme.lower() != "bearer" or not looks_like_key(value):
             return self._refuse(client, "malformed", None)
         digest = hash_key(value)
+        prefix = value[:7]
         hit = self._cache.get(digest)
         now = time.monotonic()
         if hit is not None and now - hit[1] < self.ttl:
             key = hit[0]
         else:
-            wait = self.limiter.retry_after(client)
-            if wait is not None:
-                raise _throttled(wait)
+            unknown_at = self._unknown.get(digest)
+            if unknown_at is not None and now - unknown_at < self.ttl:
+                return self._refuse(client, "unknown", None, prefix)
             found = await self._lookup(digest)
             now = time.monotonic()
             if found is None or not same_hash(found.key_hash, digest):
                 self._cache.pop(digest, None)
-                return self._refuse(client, "unknown", None)
+                self._unknown[digest] = now
+                self._unknown.move_to_end(digest)
+                if len(self._unknown) > 10_000:
+                    self._unknown.popitem(last=False)
+                return self._refuse(client, "unknown", None, prefix)
             key = found
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[digest] = (key, now)
         if not key.usable_at(datetime.now(UTC)):
-            return self._refuse(client, "revoked" if key.revoked_at else "expired", key.id)
+            return self._refuse(client, "revoked" if key.revoked_at else "expired", key.id, prefix)
         principal = self._principals.get(digest)
         if principal is None or principal.key_id != key.id:
-            principal = Principal(key.id, key.role, key.grants)
+            principal = Principal(key.id, key.role, key.grants, key.expires_at)
             if len(self._principals) > 100_000:
                 self._principals.clear()
             self._principals[digest] = principal
@@ -203,11 +217,15 @@ class Authenticator:
         else:
             self._cache[digest] = (found, time.monotonic())
 
-    def _refuse(self, client: str, reason: str, key_id: str | None) -> Principal:
-        wait = self.limiter.retry_after(client)
-        if wait is not None:
-            raise _throttled(wait)
-        self.limiter.failed(client)
+    def _refuse(
+        self, client: str, reason: str, key_id: str | None, prefix: str | None = None
+    ) -> Principal:
+        buckets = [f"address:{client}"] + ([f"key:{prefix}"] if prefix else [])
+        waits = [w for w in map(self.limiter.retry_after, buckets) if w is not None]
+        if waits:
+            raise _throttled(max(waits))
+        for bucket in buckets:
+            self.limiter.failed(bucket)
         for listener in self.on_failure:
             listener(client, reason, key_id)
         text = {
@@ -224,7 +242,7 @@ def _throttled(wait: float) -> ApiError:
     return ApiError(
         429,
         "too_many_failures",
-        f"too many failed authentications from this address; retry in {seconds} s",
+        f"too many failed authentications from this address or with this key; retry in {seconds} s",
         headers={"Retry-After": str(seconds)},
     )
 

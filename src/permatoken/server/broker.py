@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,7 +22,10 @@ from .changes import ChangeHub
 from .errors import ApiError
 from .keystore import KeyStore
 from .metrics import BrokerMetrics
+from .proxies import ClientAddresses
 from .recorder import AuditRecorder
+from .sessions import KeySessions, Session
+from .upstream import UpstreamPool
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +49,24 @@ class BrokerConfig:
     audit_max_backlog: int = 100_000
     events_poll_interval: float = 1.0
     metrics_per_credential_limit: int = 10_000
+    #: With ``metrics_public``: also show credential names to scrapes without a key (opt-in).
+    metrics_public_names: bool = False
+    #: Addresses or networks of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Threads for engine calls that wait on Meta or token endpoints (server/upstream.py).
+    upstream_threads: int = 8
+    upstream_per_key: int = 4
+    upstream_queue: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> BrokerConfig:
+        """The defaults, with what the settings say about the HTTP API, then ``overrides``."""
+        base: dict[str, Any] = {
+            "metrics_public": settings.metrics_public,
+            "metrics_public_names": settings.metrics_public_names,
+            "trusted_proxies": tuple(settings.trusted_proxies),
+        }
+        return cls(**(base | overrides))
 
 
 class Broker:
@@ -74,6 +97,10 @@ class Broker:
         self.auth = Authenticator(
             self.keys, ttl=c.key_cache_ttl, limiter=FailureLimiter(c.auth_burst, c.auth_refill)
         )
+        self.addresses = ClientAddresses(c.trusted_proxies)
+        self.sessions = KeySessions(self.keys, recheck=c.key_cache_ttl)
+        self.sessions.on_end.append(lambda key_id, reason: self.auth.forget(key_id))
+        self.upstream = UpstreamPool(c.upstream_threads, c.upstream_per_key, c.upstream_queue)
         self.cache = TokenCache(store, ttl=c.token_cache_ttl)
         self.hub = ChangeHub(self.cache)
         self.metrics = BrokerMetrics(
@@ -84,15 +111,32 @@ class Broker:
         self.reports: dict[tuple[str, int], asyncio.Future[RotationOutcome]] = {}
         self.listener: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+        self._sweeper: asyncio.Task[None] | None = None
         #: Set when the server starts shutting down: waiters return, streams end.
         self.closing = False
         self.auth.on_failure.append(self._auth_failed)
         self.hub.listeners.append(lambda name, version: self.metrics.promotions_seen.inc())
 
     # --- requests ---------------------------------------------------------------------------
-    @staticmethod
-    def client(request: Request) -> str:
-        return request.client.host if request.client else "unknown"
+    def client(self, request: Request) -> str:
+        """The caller's address (X-Forwarded-For only from a trusted proxy)."""
+        return self.addresses.of(request.scope)
+
+    @contextlib.contextmanager
+    def open_session(self, p: Principal) -> Iterator[Session]:
+        """A long-lived request of ``p``: ends (401) when its key is revoked or expires."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self.sessions.run(), name="permatoken-key-sessions"
+            )
+            self.tasks.append(self._sweeper)  # cancelled with the others at shutdown
+        with self.sessions.open(p) as session:
+            yield session
+
+    def revoked(self, key_id: str) -> None:
+        """A key was revoked here: forget it and end its open requests before answering."""
+        self.auth.forget(key_id)
+        self.sessions.end(key_id, "revoked")
 
     async def authenticate(self, request: Request, action: Action) -> Principal:
         """The caller, if its key is valid and its role may do ``action`` at all."""
@@ -106,17 +150,30 @@ class Broker:
         if not p.may(action, name):
             self.deny(request, p, action, name)
 
-    def deny(self, request: Request, p: Principal, action: Action, name: str | None) -> None:
-        self.recorder.add(
-            AuditRecord(
-                p.actor,
-                f"denied.{action.value}",
-                "forbidden",
-                target=name,
-                source=self.client(request),
-                detail={"method": request.method, "route": _route(request)},
-            )
+    def denial(
+        self,
+        request: Request,
+        p: Principal,
+        action: Action,
+        name: str | None,
+        *,
+        reason: str | None = None,
+    ) -> AuditRecord:
+        """The audit record of a refused request."""
+        detail: dict[str, str] = {"method": request.method, "route": _route(request)}
+        if reason is not None:
+            detail["reason"] = reason[:200]
+        return AuditRecord(
+            p.actor,
+            f"denied.{action.value}",
+            "forbidden",
+            target=name,
+            source=self.client(request),
+            detail=detail,
         )
+
+    def deny(self, request: Request, p: Principal, action: Action, name: str | None) -> None:
+        self.recorder.add(self.denial(request, p, action, name))
         what = f" for {name!r}" if name else ""
         raise ApiError(
             403,

@@ -137,6 +137,16 @@ class KeyStore:
                 )
         return self.get(key_id)
 
+    def by_ids(self, ids: Sequence[str]) -> dict[str, ApiKey]:
+        """The keys with these ids that exist (one query per 500 ids)."""
+        found: dict[str, ApiKey] = {}
+        with self.store.read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(api_keys).where(api_keys.c.id.in_(list(ids[i : i + 500])))
+                for row in conn.execute(q).mappings():
+                    found[row["id"]] = _key(row)
+        return found
+
     def lookup(self, key_hash: str) -> ApiKey | None:
         with self.store.read() as conn:
             row = (

@@ -5,6 +5,12 @@ Cardinality: per-credential series (``permatoken_credential_expiry_timestamp_sec
 only while there are at most ``per_credential_limit`` credentials (default 10,000); above that
 only the per-health totals are exported. Every other label has a fixed, small set of values.
 Credential names are validated identifiers, never secrets.
+
+Who sees what (:class:`View`): a key without grant limits sees every series; a grant-limited key
+sees the per-credential series and the per-health totals of the credentials its grants cover
+only; a scrape without a key (``--metrics-public``) sees the totals and no name at all, unless the
+operator opted in with ``metrics_public_names``. Process-wide counters (reads, reports,
+renewals, refused keys, waiters, lag) are aggregates and name nothing: everyone sees them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..backup.status import LastBackupCollector
 from ..models import Health
 from ..store import Store
 from ..store.schema import credentials, versions
@@ -33,6 +41,43 @@ def _bounded(value: Any, default: str = "other") -> str:
     return text if _LABEL.fullmatch(text) else default
 
 
+Row = tuple[str, str, str, float | None]
+#: The families that name credentials: filtered by grants, absent from public scrapes.
+PER_CREDENTIAL = (
+    "permatoken_credential_expiry_timestamp_seconds",
+    "permatoken_credential_health",
+)
+CREDENTIAL_FAMILIES = ("permatoken_credentials", *PER_CREDENTIAL)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    counts: dict[str, int]
+    #: None when there are too many credentials for per-credential series.
+    rows: list[Row] | None
+    at: float
+
+
+@dataclass(frozen=True)
+class View:
+    """What one scrape may see: every credential, those a key's grants cover, or no names."""
+
+    names: bool = True
+    sees: Callable[[str], bool] | None = None
+    #: The grants behind ``sees``: the cache key, and (their literal prefixes) an SQL pre-filter.
+    grants: tuple[str, ...] = ()
+
+
+EVERYTHING = View()
+AGGREGATE = View(names=False)
+
+
+def literal_prefix(grant: str) -> str:
+    """The part of a grant before its first wildcard (``acme/`` for ``acme/*``)."""
+    cut = min((i for i, c in enumerate(grant) if c in "*?["), default=len(grant))
+    return grant[:cut]
+
+
 class CredentialCollector(Collector):
     """Reads credential expiry and health at scrape time (cached for ``max_age`` seconds)."""
 
@@ -42,82 +87,109 @@ class CredentialCollector(Collector):
         self.store = store
         self.limit = per_credential_limit
         self.max_age = max_age
-        self._snapshot: list[tuple[str, str, str, float | None]] | None = None
-        self._total = 0
-        self._counts: dict[str, int] = {}
-        self._at = 0.0
+        self._snapshots: dict[tuple[str, ...] | None, Snapshot] = {}
         self._lock = threading.Lock()
 
-    def _read(self) -> tuple[int, list[tuple[str, str, str, float | None]], dict[str, int]]:
-        with self.store.read() as conn:
-            counts: dict[str, int] = dict(
-                conn.execute(
-                    sa.select(credentials.c.health, sa.func.count()).group_by(credentials.c.health)
-                ).all()
+    def _rows(self, conn: sa.Connection, prefixes: tuple[str, ...] | None) -> list[Row]:
+        q = sa.select(
+            credentials.c.name, credentials.c.tenant, credentials.c.health, versions.c.expires_at
+        ).select_from(
+            credentials.outerjoin(
+                versions,
+                sa.and_(
+                    versions.c.credential_id == credentials.c.id, versions.c.state == "current"
+                ),
             )
-            total = sum(counts.values())
-            rows: list[tuple[str, str, str, float | None]] = []
-            if total <= self.limit:
-                q = sa.select(
-                    credentials.c.name,
-                    credentials.c.tenant,
-                    credentials.c.health,
-                    versions.c.expires_at,
-                ).select_from(
-                    credentials.outerjoin(
-                        versions,
-                        sa.and_(
-                            versions.c.credential_id == credentials.c.id,
-                            versions.c.state == "current",
-                        ),
-                    )
+        )
+        if prefixes is not None and "" not in prefixes:
+            q = q.where(
+                sa.or_(*(credentials.c.name.startswith(p, autoescape=True) for p in prefixes))
+            )
+        return [
+            (name, tenant, health, exp.timestamp() if exp is not None else None)
+            for name, tenant, health, exp in conn.execute(q)
+        ]
+
+    def _read(self, view: View) -> Snapshot:
+        with self.store.read() as conn:
+            if view.sees is None:
+                counts: dict[str, int] = dict(
+                    conn.execute(
+                        sa.select(credentials.c.health, sa.func.count()).group_by(
+                            credentials.c.health
+                        )
+                    ).all()
                 )
-                for name, tenant, health, exp in conn.execute(q):
-                    rows.append(
-                        (name, tenant, health, exp.timestamp() if exp is not None else None)
-                    )
-        return total, rows, counts
+                rows = self._rows(conn, None) if sum(counts.values()) <= self.limit else None
+                return Snapshot(counts, rows, time.monotonic())
+            # A grant-limited key: count only what it may see (its rows, pre-filtered in SQL).
+            prefixes = tuple(literal_prefix(g) for g in view.grants)
+            visible = [r for r in self._rows(conn, prefixes) if view.sees(r[0])]
+        counts = {}
+        for row in visible:
+            counts[row[2]] = counts.get(row[2], 0) + 1
+        return Snapshot(counts, visible if len(visible) <= self.limit else None, time.monotonic())
+
+    def snapshot(self, view: View) -> Snapshot:
+        key = None if view.sees is None else view.grants
+        with self._lock:
+            snap = self._snapshots.get(key)
+            if snap is None or time.monotonic() - snap.at > self.max_age:
+                if len(self._snapshots) > 256:
+                    self._snapshots.clear()
+                snap = self._snapshots[key] = self._read(view)
+        return snap
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """Names only: registering must not read (and cache) the database."""
         yield GaugeMetricFamily(
             "permatoken_credentials", "Credentials by health.", labels=["health"]
         )
-        yield GaugeMetricFamily(
-            "permatoken_credential_expiry_timestamp_seconds", "", labels=["name", "tenant"]
-        )
-        yield GaugeMetricFamily(
-            "permatoken_credential_health", "", labels=["name", "tenant", "health"]
-        )
+        yield GaugeMetricFamily(PER_CREDENTIAL[0], "", labels=["name", "tenant"])
+        yield GaugeMetricFamily(PER_CREDENTIAL[1], "", labels=["name", "tenant", "health"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self._lock:
-            if self._snapshot is None or time.monotonic() - self._at > self.max_age:
-                self._total, self._snapshot, self._counts = self._read()
-                self._at = time.monotonic()
-            rows, counts = self._snapshot, self._counts
+        return self.families(EVERYTHING)
+
+    def families(self, view: View) -> Iterator[GaugeMetricFamily]:
+        snap = self.snapshot(view)
         by_health = GaugeMetricFamily(
             "permatoken_credentials", "Credentials by health.", labels=["health"]
         )
         for h in Health:
-            by_health.add_metric([h.value], counts.get(h.value, 0))
+            by_health.add_metric([h.value], snap.counts.get(h.value, 0))
         yield by_health
+        if not view.names:
+            return
         expiry = GaugeMetricFamily(
-            "permatoken_credential_expiry_timestamp_seconds",
+            PER_CREDENTIAL[0],
             "Expiry of the current token (absent for never-expiring tokens).",
             labels=["name", "tenant"],
         )
         health = GaugeMetricFamily(
-            "permatoken_credential_health",
+            PER_CREDENTIAL[1],
             "1 for the credential's current health.",
             labels=["name", "tenant", "health"],
         )
-        for name, tenant, state, exp in rows:
+        for name, tenant, state, exp in snap.rows or ():
             if exp is not None:
                 expiry.add_metric([name, tenant], exp)
             health.add_metric([name, tenant, state], 1)
         yield expiry
         yield health
+
+
+class _Scrape:
+    """The registry as one view sees it (``generate_latest`` only needs ``collect``)."""
+
+    def __init__(self, registry: CollectorRegistry, credentials: CredentialCollector, view: View):
+        self.registry, self.credentials, self.view = registry, credentials, view
+
+    def collect(self) -> Iterator[Any]:
+        for family in self.registry.collect():
+            if family.name not in CREDENTIAL_FAMILIES:
+                yield family
+        yield from self.credentials.families(self.view)
 
 
 class BrokerMetrics:
@@ -172,7 +244,9 @@ class BrokerMetrics:
         for res in RENEWAL_RESULTS:
             self.renewals.labels(res)
         self._scheduler_lag = scheduler_lag
-        r.register(CredentialCollector(store, per_credential_limit=per_credential_limit))
+        self.credentials = CredentialCollector(store, per_credential_limit=per_credential_limit)
+        r.register(self.credentials)
+        r.register(LastBackupCollector(store))  # names nothing: in every view
 
     def on_engine_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
         if kind == "rotation.completed":
@@ -185,12 +259,21 @@ class BrokerMetrics:
             )
             self.notices.labels(_bounded(detail.get("channel")), _bounded(result)).inc()
 
-    def render(self) -> bytes:
+    def render(self, view: View = EVERYTHING) -> bytes:
         if self._scheduler_lag is not None:
             lag = self._scheduler_lag()
             if lag is not None:
                 self.lag.set(lag)
-        return generate_latest(self.registry)
+        if view is EVERYTHING:
+            return generate_latest(self.registry)
+        return generate_latest(_Scrape(self.registry, self.credentials, view))
 
 
-__all__ = ["BrokerMetrics", "CredentialCollector"]
+__all__ = [
+    "AGGREGATE",
+    "EVERYTHING",
+    "BrokerMetrics",
+    "CredentialCollector",
+    "View",
+    "literal_prefix",
+]

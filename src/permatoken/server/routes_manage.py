@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,25 +27,12 @@ from .access import Action, Principal
 from .audit import AuditRecord
 from .broker import Broker
 from .errors import ApiError
+from .guards import app_users, app_visible, check_app_change, options_for_write
+from .routes_history import str_param
 from .routes_tokens import _broker, _int_param, only_params
-from .schemas import AppIn, CredentialIn, CredentialPatch, InspectIn, KeyIn, RevokeIn, RotateIn
+from .schemas import AppIn, CredentialIn, CredentialPatch, InspectIn, RevokeIn, RotateIn
 
 _HEALTH = {h.value for h in Health}
-
-
-def _str_param(request: Request, key: str, max_len: int) -> str | None:
-    value = request.query_params.get(key)
-    if value is None:
-        return None
-    if not value or len(value) > max_len:
-        raise ApiError(
-            422, "invalid_parameter", f"query parameter {key} must be 1-{max_len} characters"
-        )
-    return value
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _audit(
@@ -110,8 +97,8 @@ async def list_credentials(request: Request) -> Response:
     b = _broker(request)
     p = await b.authenticate(request, Action.VIEW)
     only_params(request, "tenant", "health", "limit", "offset")
-    tenant = _str_param(request, "tenant", 64)
-    health = _str_param(request, "health", 20)
+    tenant = str_param(request, "tenant", 64)
+    health = str_param(request, "health", 20)
     if health is not None and health not in _HEALTH:
         raise ApiError(
             422, "invalid_parameter", f"health must be one of: {', '.join(sorted(_HEALTH))}"
@@ -167,6 +154,7 @@ async def create_credential(request: Request) -> Response:
     if body.expires_at is not None and body.never_expires:
         raise ApiError(422, "validation_error", "give either expires_at or never_expires, not both")
     policy = policy_mod.to_layer(policy_mod.parse_overrides(dict(body.policy)))
+    options, checked = options_for_write(b, request, p, body.name, {}, body.options, creating=True)
     spec = NewCredential(
         name=body.name,
         issuer=body.issuer,
@@ -175,11 +163,13 @@ async def create_credential(request: Request) -> Response:
         waba_ids=tuple(body.waba_ids),
         phone_number_id=body.phone_number_id,
         app_id=body.app_id,
-        options=dict(body.options),
+        options=options,
         policy=policy,
     )
     online = body.inspect and body.app_id is not None
-    result = await run_in_threadpool(
+    result = await b.upstream.run(
+        p,
+        body.name,
         lambda: add_credential(
             b.settings,
             b.store,
@@ -191,9 +181,9 @@ async def create_credential(request: Request) -> Response:
             never_expires=body.never_expires,
             token_type=body.token_type,
             actor=p.actor,
-        )
+        ),
     )
-    await _audit(b, request, p, "credential.created", body.name, issuer=body.issuer)
+    await _audit(b, request, p, "credential.created", body.name, issuer=body.issuer, **checked)
     out = _status_json(result.status, b.engine.clock.now()) | {
         "verdict": result.verdict,
         "advice": result.advice,
@@ -222,9 +212,17 @@ async def patch_credential(request: Request) -> Response:
     for key in ("options", "policy", "waba_ids", "issuer"):
         if key in fields and fields[key] is None:
             raise ApiError(422, "validation_error", f"invalid request body: {key}: may not be null")
+    checked: dict[str, Any] = {}
+    if "options" in fields:
+        before = (await run_in_threadpool(b.store.get, name)).options
+        fields["options"], checked = options_for_write(
+            b, request, p, name, before, fields["options"], creating=False
+        )
     if fields:
         await run_in_threadpool(lambda: b.store.update_credential(name, actor=p.actor, **fields))
-    await _audit(b, request, p, "credential.updated", name, fields=sorted(fields))
+    await _audit(b, request, p, "credential.updated", name, fields=sorted(fields), **checked)
+    if "upstream" in checked:  # its own action, so `audit list --action` finds every move
+        await _audit(b, request, p, "credential.upstream_changed", name, **checked["upstream"])
     return JSONResponse(
         _status_json(await run_in_threadpool(b.store.status, name), b.engine.clock.now())
     )
@@ -242,7 +240,9 @@ async def rotate_credential(request: Request) -> Response:
     b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, RotateIn, optional=True)
     await run_in_threadpool(b.store.get, name)  # 404 before any work
-    o = await run_in_threadpool(lambda: b.engine.rotate(name, force=body.force, reason=body.reason))
+    o = await b.upstream.run(
+        p, name, lambda: b.engine.rotate(name, force=body.force, reason=body.reason)
+    )
     await _audit(
         b, request, p, "credential.rotated", name, o.status, version=o.version, force=body.force
     )
@@ -262,7 +262,7 @@ async def rotate_credential(request: Request) -> Response:
 async def revoke_credential(request: Request) -> Response:
     b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, RevokeIn, optional=True)
-    v = await run_in_threadpool(lambda: b.engine.revoke(name, body.version))
+    v = await b.upstream.run(p, name, lambda: b.engine.revoke(name, body.version))
     b.hub.changed(name)
     await _audit(b, request, p, "credential.revoked", name, version=v.version)
     return JSONResponse(_version_json(v))
@@ -271,8 +271,8 @@ async def revoke_credential(request: Request) -> Response:
 async def inspect_credential(request: Request) -> Response:
     b, p, name = await _target(request, Action.MANAGE)
     body = await b.body(request, InspectIn, optional=True)
-    insp = await run_in_threadpool(
-        lambda: b.engine.inspect(name, version=body.version, canary=body.canary)
+    insp = await b.upstream.run(
+        p, name, lambda: b.engine.inspect(name, version=body.version, canary=body.canary)
     )
     v = await run_in_threadpool(lambda: b.store.version(name, body.version))
     r = insp.result
@@ -302,12 +302,15 @@ async def inspect_credential(request: Request) -> Response:
     )
 
 
-# --- apps, events, audit --------------------------------------------------------------------------
+# --- apps -----------------------------------------------------------------------------------------
 async def list_apps(request: Request) -> Response:
     b = _broker(request)
-    await b.authenticate(request, Action.VIEW)
+    p = await b.authenticate(request, Action.VIEW)
     only_params(request)
     apps = await run_in_threadpool(b.store.list_apps)
+    if p.grants:
+        users = app_users(await run_in_threadpool(b.store.list_status))
+        apps = [a for a in apps if app_visible(p, a, users)]
     return JSONResponse({"items": [_app_json(a) for a in apps]})
 
 
@@ -316,6 +319,10 @@ async def put_app(request: Request) -> Response:
     p = await b.authenticate(request, Action.MANAGE)
     only_params(request)
     body = await b.body(request, AppIn)
+    if p.grants:
+        check_app_change(
+            b, request, p, body.id, app_users(await run_in_threadpool(b.store.list_status))
+        )
     secret = Secret(body.secret) if body.secret is not None else None
     if secret is not None:
         register_secret(secret)
@@ -334,116 +341,15 @@ async def put_app(request: Request) -> Response:
     return JSONResponse(_app_json(app))
 
 
-async def list_events(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.VIEW)
-    only_params(request, "name", "limit")
-    name = _str_param(request, "name", 200)
-    if name is not None:
-        validate_name(name)
-        b.check(request, p, Action.VIEW, name)
-    limit = int(_int_param(request, "limit", lo=1, hi=1000) or 100)
-    evs = await run_in_threadpool(
-        lambda: b.store.events(name, limit=limit if not p.grants else 1000)
-    )
-    items = [
-        {
-            "id": e.id,
-            "name": e.credential_name,
-            "kind": e.kind,
-            "at": isoformat(e.at),
-            "actor": e.actor,
-            "detail": e.detail,
-        }
-        for e in evs
-        if not p.grants or (e.credential_name and p.sees(e.credential_name))
-    ]
-    return JSONResponse({"items": items[:limit]})
-
-
-async def list_audit(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.VIEW)
-    only_params(request, "limit", "before", "action", "target")
-    limit = int(_int_param(request, "limit", lo=1, hi=1000) or 100)
-    before = _int_param(request, "before", lo=1, hi=2**62)
-    action = _str_param(request, "action", 60)
-    target = _str_param(request, "target", 200)
-    if target is not None:
-        validate_name(target)
-        b.check(request, p, Action.VIEW, target)
-    await b.recorder.flush()
-    recs = await run_in_threadpool(
-        lambda: b.audit.list(
-            limit=limit if not p.grants else 1000,
-            before=int(before) if before else None,
-            action=action[:60] if action else None,
-            target=target,
-        )
-    )
-    items = [r.to_json() for r in recs if not p.grants or (r.target and p.sees(r.target))]
-    return JSONResponse({"items": items[:limit]})
-
-
-# --- API keys -----------------------------------------------------------------------------------
-async def list_keys(request: Request) -> Response:
-    b = _broker(request)
-    await b.authenticate(request, Action.KEYS)
-    only_params(request)
-    keys = await run_in_threadpool(b.keys.list)
-    return JSONResponse({"items": [k.to_json() for k in keys]})
-
-
-async def create_key(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.KEYS)
-    only_params(request)
-    body = await b.body(request, KeyIn)
-    key, value = await run_in_threadpool(
-        lambda: b.keys.create(
-            body.role,
-            body.grants,
-            expires_in=body.expires_in,
-            label=body.label,
-            actor=p.actor,
-            source=b.client(request),
-        )
-    )
-    return JSONResponse(
-        key.to_json() | {"key": value.reveal()},
-        status_code=201,
-        headers={"Cache-Control": "no-store"},
-    )
-
-
-async def revoke_key(request: Request) -> Response:
-    b = _broker(request)
-    p = await b.authenticate(request, Action.KEYS)
-    only_params(request)
-    key_id = request.path_params["key_id"]
-    if not (0 < len(key_id) <= 24 and key_id.isalnum()):
-        raise ApiError(404, "not_found", "no API key with that id")
-    key = await run_in_threadpool(
-        lambda: b.keys.revoke(key_id, actor=p.actor, source=b.client(request))
-    )
-    b.auth.forget(key_id)
-    return JSONResponse(key.to_json())
-
-
 __all__ = [
     "create_credential",
-    "create_key",
     "delete_credential",
     "get_credential",
     "inspect_credential",
     "list_apps",
-    "list_audit",
     "list_credentials",
-    "list_events",
-    "list_keys",
     "patch_credential",
     "put_app",
     "revoke_credential",
-    "revoke_key",
     "rotate_credential",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 
@@ -21,6 +21,7 @@ from .broker import Broker
 from .cache import CachedToken
 from .errors import ApiError
 from .schemas import ReportIn
+from .sessions import Session, first
 
 #: Engine outcome → report status in the API.
 REPORT_STATUS = {
@@ -97,8 +98,9 @@ def _not_modified(etag: str) -> Response:
 
 async def get_token(request: Request) -> Response:
     b = _broker(request)
-    name = request.path_params["name"]
     p = await b.authenticate(request, Action.READ_TOKEN)
+    # The grammar first: a decoded path such as acme/../globex/wa never meets a grant pattern.
+    name = validate_name(request.path_params["name"])
     b.check(request, p, Action.READ_TOKEN, name)
     only_params(request, "after_version", "wait")
     after = _int_param(request, "after_version", lo=0, hi=2**31 - 1)
@@ -112,7 +114,9 @@ async def get_token(request: Request) -> Response:
         b.metrics.token_reads.labels("not_found").inc()
         raise
     if after is not None and entry.version <= after and wait:
-        entry = await _wait_for_change(b, name, int(after), float(wait)) or entry
+        with b.open_session(p) as session:
+            entry = await _wait_for_change(b, session, name, int(after), float(wait)) or entry
+            session.check()  # revoked or expired while waiting: nothing more for this key
     if (after is not None and entry.version <= after) or (
         inm is not None and inm.strip() == entry.etag
     ):
@@ -123,7 +127,9 @@ async def get_token(request: Request) -> Response:
     return _token_response(entry)
 
 
-async def _wait_for_change(b: Broker, name: str, after: int, wait: float) -> CachedToken | None:
+async def _wait_for_change(
+    b: Broker, session: Session, name: str, after: int, wait: float
+) -> CachedToken | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     b.metrics.waiters.inc()
@@ -135,8 +141,7 @@ async def _wait_for_change(b: Broker, name: str, after: int, wait: float) -> Cac
                 remaining = deadline - loop.time()
                 if entry.version > after or remaining <= 0 or b.closing:
                     return entry
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(fut, remaining)
+                await first(session, fut, remaining)
             finally:
                 b.hub.unwatch(name, fut)
     finally:
@@ -171,19 +176,31 @@ async def stream(request: Request) -> Response:
 
     async def events() -> AsyncIterator[str]:
         b.metrics.waiters.inc()
+        getter: asyncio.Future[tuple[str, int] | None] | None = None
         try:
-            yield "retry: 3000\n: connected\n\n"
-            while not b.closing:
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), keepalive)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if item is None:
-                    return
-                data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
-                yield f"event: rotation\ndata: {data}\n\n"
+            with b.open_session(p) as session:
+                yield "retry: 3000\n: connected\n\n"
+                while not b.closing:
+                    if getter is None:
+                        getter = asyncio.ensure_future(sub.queue.get())
+                    try:
+                        item = await first(session, getter, keepalive)
+                    except ApiError as exc:
+                        # The key was revoked or expired: say so and close (clients stop retrying).
+                        data = json.dumps({"code": exc.code, "message": exc.message})
+                        yield f"event: error\ndata: {data}\n\n"
+                        return
+                    if not getter.done():
+                        yield ": keep-alive\n\n"
+                        continue
+                    getter = None
+                    if item is None:
+                        return
+                    data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
+                    yield f"event: rotation\ndata: {data}\n\n"
         finally:
+            if getter is not None:
+                getter.cancel()
             b.hub.unsubscribe(sub)
             b.metrics.waiters.dec()
 
@@ -211,13 +228,17 @@ async def report(request: Request) -> Response:
     if fut is None:
         # Single flight: concurrent reports of this (name, version) here share one engine call.
         fut = asyncio.ensure_future(
-            run_in_threadpool(
-                b.engine.report_failure,
+            b.upstream.run(
+                p,
                 body.name,
-                body.version,
-                code=body.code,
-                subcode=body.subcode,
-                actor=p.actor,
+                functools.partial(
+                    b.engine.report_failure,
+                    body.name,
+                    body.version,
+                    code=body.code,
+                    subcode=body.subcode,
+                    actor=p.actor,
+                ),
             )
         )
         b.reports[key] = fut

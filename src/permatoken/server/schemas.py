@@ -82,6 +82,17 @@ class CredentialStatusOut(_Out):
     rotation_step: str | None
     next_action: str | None
     next_due_at: datetime | None
+    upstream: UpstreamOut | None = Field(
+        default=None, description="Where the issuer sends stored secrets (non-Meta issuers)."
+    )
+
+
+class UpstreamOut(_Out):
+    option: str = Field(description="The option holding the URL, e.g. token_url.")
+    host: str | None
+    previous_host: str | None = Field(description="The host before the last change, if any.")
+    changed_at: datetime | None
+    changed_by: str | None = Field(description="key:ID of the API key, or cli.")
 
 
 class VersionOut(_Out):

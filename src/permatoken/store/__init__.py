@@ -6,7 +6,7 @@ from ..crypto import load_keyring
 from ..settings import Settings
 from ..timeutil import Clock
 from . import engine as _engine
-from . import schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
+from . import schema_backup, schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
 from .repository import Store
 
 __all__ = ["Store", "open_store"]

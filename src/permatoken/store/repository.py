@@ -637,6 +637,18 @@ class Store(LeaseMixin):
                 detail={"version": number, "reason": reason},
             )
 
+    def live_versions_with_fingerprint(self, fp: str) -> list[tuple[str, int]]:
+        """``(credential name, version)`` of every pending/current/previous version whose
+        fingerprint is ``fp``: the few rows worth decrypting to tell whether a value is in use."""
+        live = (VersionState.PENDING.value, VersionState.CURRENT.value, VersionState.PREVIOUS.value)
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(credentials.c.name, versions.c.version)
+                .join(credentials, credentials.c.id == versions.c.credential_id)
+                .where(versions.c.fingerprint == fp, versions.c.state.in_(live))
+            ).all()
+        return [(r.name, r.version) for r in rows]
+
     def update_version_meta(self, name: str, number: int, meta: VersionMeta) -> None:
         with self.write() as conn:
             cred = self._credential(conn, name, lock=True)

@@ -1,0 +1,78 @@
+"""What happened: credential events and the audit log, filtered by the caller's grants."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..models import validate_name
+from ..timeutil import isoformat
+from .access import Action
+from .errors import ApiError
+from .routes_tokens import _broker, _int_param, only_params
+
+
+def str_param(request: Request, key: str, max_len: int) -> str | None:
+    value = request.query_params.get(key)
+    if value is None:
+        return None
+    if not value or len(value) > max_len:
+        raise ApiError(
+            422, "invalid_parameter", f"query parameter {key} must be 1-{max_len} characters"
+        )
+    return value
+
+
+async def list_events(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.VIEW)
+    only_params(request, "name", "limit")
+    name = str_param(request, "name", 200)
+    if name is not None:
+        validate_name(name)
+        b.check(request, p, Action.VIEW, name)
+    limit = int(_int_param(request, "limit", lo=1, hi=1000) or 100)
+    evs = await run_in_threadpool(
+        lambda: b.store.events(name, limit=limit if not p.grants else 1000)
+    )
+    items = [
+        {
+            "id": e.id,
+            "name": e.credential_name,
+            "kind": e.kind,
+            "at": isoformat(e.at),
+            "actor": e.actor,
+            "detail": e.detail,
+        }
+        for e in evs
+        if not p.grants or (e.credential_name and p.sees(e.credential_name))
+    ]
+    return JSONResponse({"items": items[:limit]})
+
+
+async def list_audit(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.VIEW)
+    only_params(request, "limit", "before", "action", "target")
+    limit = int(_int_param(request, "limit", lo=1, hi=1000) or 100)
+    before = _int_param(request, "before", lo=1, hi=2**62)
+    action = str_param(request, "action", 60)
+    target = str_param(request, "target", 200)
+    if target is not None:
+        validate_name(target)
+        b.check(request, p, Action.VIEW, target)
+    await b.recorder.flush()
+    recs = await run_in_threadpool(
+        lambda: b.audit.list(
+            limit=limit if not p.grants else 1000,
+            before=int(before) if before else None,
+            action=action[:60] if action else None,
+            target=target,
+        )
+    )
+    items = [r.to_json() for r in recs if not p.grants or (r.target and p.sees(r.target))]
+    return JSONResponse({"items": items[:limit]})
+
+
+__all__ = ["list_audit", "list_events", "str_param"]

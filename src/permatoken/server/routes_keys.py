@@ -1,0 +1,78 @@
+"""API keys over HTTP (admin): list, create (the key shown once), revoke.
+
+A grant-limited admin manages only keys within its own grants (``Principal.contains``): it can
+neither mint a key that reaches further than itself nor see or revoke other tenants' keys.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .._exceptions import NotFoundError
+from .access import Action
+from .errors import ApiError
+from .guards import check_new_key_grants, key_visible
+from .routes_tokens import _broker, only_params
+from .schemas import KeyIn
+
+
+def _no_key() -> ApiError:
+    return ApiError(404, "not_found", "no API key with that id")
+
+
+async def list_keys(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.KEYS)
+    only_params(request)
+    keys = await run_in_threadpool(b.keys.list)
+    return JSONResponse({"items": [k.to_json() for k in keys if key_visible(p, k)]})
+
+
+async def create_key(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.KEYS)
+    only_params(request)
+    body = await b.body(request, KeyIn)
+    check_new_key_grants(b, request, p, body.grants)
+    key, value = await run_in_threadpool(
+        lambda: b.keys.create(
+            body.role,
+            body.grants,
+            expires_in=body.expires_in,
+            label=body.label,
+            actor=p.actor,
+            source=b.client(request),
+        )
+    )
+    return JSONResponse(
+        key.to_json() | {"key": value.reveal()},
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def revoke_key(request: Request) -> Response:
+    b = _broker(request)
+    p = await b.authenticate(request, Action.KEYS)
+    only_params(request)
+    key_id = request.path_params["key_id"]
+    if not (0 < len(key_id) <= 24 and key_id.isalnum()):
+        raise _no_key()
+    try:
+        existing = await run_in_threadpool(b.keys.get, key_id)
+    except NotFoundError:
+        raise _no_key() from None
+    if not key_visible(p, existing):
+        # Outside this admin's grants: the same answer as an unknown id (ids are not probed).
+        b.recorder.add(b.denial(request, p, Action.KEYS, None, reason=f"revoke {key_id}"))
+        raise _no_key()
+    key = await run_in_threadpool(
+        lambda: b.keys.revoke(key_id, actor=p.actor, source=b.client(request))
+    )
+    b.revoked(key_id)
+    return JSONResponse(key.to_json())
+
+
+__all__ = ["create_key", "list_keys", "revoke_key"]

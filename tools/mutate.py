@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
     chosen = args.modules or list(MODULES)
+    # A fresh start every time: mutmut keeps results across runs, and a stale cache (tests or
+    # configuration changed, a run interrupted) can report old verdicts as new ones.
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     run = subprocess.run(
         [*MUTMUT, "run", "--max-children", str(args.jobs), *(MODULES[m] for m in chosen)],
         cwd=ROOT,

@@ -21,6 +21,7 @@ from permatoken.server.access import (
     Role,
     covers,
     grant_matches,
+    grant_within,
     hash_key,
     looks_like_key,
     new_key,
@@ -205,3 +206,28 @@ def test_bad_durations_say_what_is_expected(bad: str) -> None:
     assert exc.value.message == (
         f"invalid duration {bad.strip()[:20]!r}: use e.g. 90d, 12h, 30m or 2w"
     )
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "within"),
+    [
+        ("acme/eu/x", "acme/eu/**", True),
+        ("acme/us/x", "acme/eu/**", False),
+        ("acme/eu/**", "acme/eu/**", True),
+        ("acme/eu", "acme/eu/**", False),
+        ("**", "*/**", False),  # "acme" is under ** but not under */**
+        ("x/**", "*/**", True),
+        ("x", "*", True),
+        ("x", "y", False),
+        ("x/y", "x", False),
+        ("x/**", "x/y", False),
+        ("ab", "a?", True),
+        ("a?", "a?", True),
+        ("a?", "ab", False),
+        ("a[b]", "a*", False),  # a glob inside another glob: no, conservatively
+        ("ABC", "A?C", True),  # a literal segment is checked against the glob itself
+    ],
+)
+def test_grant_within_at_the_edges(inner: str, outer: str, within: bool) -> None:
+    """Whether a key may hand out ``inner``: everything it matches, ``outer`` must match too."""
+    assert grant_within(inner, outer) is within

@@ -194,13 +194,16 @@ def grant_within(inner: str, outer: str) -> bool:
     ip, op = inner.split("/"), outer.split("/")
     if op[-1] == "**":
         head = op[:-1]
-        fixed = ip[:-1] if ip[-1] == "**" else ip
-        if len(fixed) < len(head) or (ip[-1] != "**" and len(ip) == len(head)):
+        # inner needs a segment beyond outer's head (its last one, a name part or **): only
+        # the segments before it are compared.
+        if len(ip) <= len(head):
             return False
-        return all(_segment_within(i, o) for i, o in zip(fixed, head, strict=False))
+        pairs = zip(ip, head, strict=False)  # pragma: no mutate (ip is the longer: no strict)
+        return all(_segment_within(i, o) for i, o in pairs)
     if ip[-1] == "**" or len(ip) != len(op):
         return False
-    return all(_segment_within(i, o) for i, o in zip(ip, op, strict=True))
+    same = zip(ip, op, strict=True)  # pragma: no mutate (lengths are equal by now)
+    return all(_segment_within(i, o) for i, o in same)
 
 
 def _segment_within(inner: str, outer: str) -> bool:

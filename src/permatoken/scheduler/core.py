@@ -12,9 +12,21 @@ of credentials stored:
   second one stands by (and takes over when the first stops or dies).
 
 Work runs through the renewal engine under the same owner, which re-takes the lease it already
-holds; each item re-checks, just before it runs, that it still holds the lease and the
-credential is still due at the version seen at claim time, so a claim that outlived its lease
-never renews a version twice. Budgets (:mod:`.budgets`) postpone work instead of failing it.
+holds. Budgets (:mod:`.budgets`) postpone work instead of failing it.
+
+Exactly one renewal per token version rests on three layers, each sufficient for the failure
+it names and each tested alone in ``tests/scheduler/test_double_renewal.py``:
+
+1. **Claiming** (:meth:`Scheduler.claim`): the due rows are selected ``FOR UPDATE SKIP LOCKED``
+   and leased in the same transaction, so replicas ticking at the same moment take disjoint
+   rows without waiting for each other (a plain SELECT lets both lease the same rows; a plain
+   ``FOR UPDATE`` makes them queue). On SQLite a single leader ticks instead.
+2. **Re-check before work** (:meth:`Scheduler._still_ours`): the lease is re-taken (free,
+   ours, or expired) and the credential must still be due at the version seen at claim time;
+   a claim that outlived its lease (a replica paused past ``lease_ttl``) is dropped unworked.
+3. **The engine** (:meth:`RenewalEngine.rotate`): under its in-process lock and the database
+   lease, ``expected_version`` must still be current, and every step it persists is fenced by
+   the lease owner, so a worker that lost the lease cannot promote.
 """
 
 from __future__ import annotations

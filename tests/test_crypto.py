@@ -21,7 +21,7 @@ from permatoken.crypto import (
     read_key_file_keys,
     write_key_file,
 )
-from permatoken.live_keyring import LiveKeyring
+from permatoken.live_keyring import LiveKeyring, load_live_keyring
 
 AAD = b"permatoken/v1/credential:1/version:1"
 PLAIN = b"zqPlaintextToken0123456789"
@@ -214,7 +214,7 @@ def test_live_keyring_opens_data_keys_wrapped_by_a_key_added_to_the_file(tmp_pat
     path = tmp_path / "key"
     old, new = generate_key(), generate_key()
     write_key_file(path, [old])
-    live = load_keyring(None, path)
+    live = load_live_keyring(None, path)
     write_key_file(path, [old, new])
     moved = Keyring([old, new], source="other process").seal(PLAIN, AAD)
     assert moved.kek_id == kek_id_of(new)
@@ -228,7 +228,7 @@ def test_live_keyring_seals_under_the_newest_key_as_soon_as_the_file_changes(
     path = tmp_path / "key"
     old, new = generate_key(), generate_key()
     write_key_file(path, [old])
-    live = load_keyring(None, path)
+    live = load_live_keyring(None, path)
     assert live.seal(PLAIN, AAD).kek_id == kek_id_of(old)
     write_key_file(path, [old, new])
     assert live.seal(PLAIN, AAD).kek_id == kek_id_of(new)
@@ -244,7 +244,7 @@ def test_live_keyring_keeps_its_keys_when_the_file_breaks(
     path = tmp_path / "key"
     key = generate_key()
     write_key_file(path, [key])
-    live = load_keyring(None, path)
+    live = load_live_keyring(None, path)
     sealed = live.seal(PLAIN, AAD)
     path.write_text("garbage\n")
     for _ in range(3):
@@ -292,7 +292,7 @@ def test_live_keyring_refuses_to_seal_when_its_check_fails(tmp_path: Path) -> No
         seen.append(ring.active_id)
         raise CryptoError("cannot open data already in the store")
 
-    live = load_keyring(None, path, verify=verify)
+    live = load_live_keyring(None, path, verify=verify)
     with pytest.raises(CryptoError, match="already in the store"):
         live.seal(PLAIN, AAD)
     assert seen == [live.active_id]

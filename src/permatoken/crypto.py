@@ -5,13 +5,19 @@ associated data binds the ciphertext to its row (credential id and version), so 
 copied to another row fails to decrypt. The DEK is wrapped (AES-256-GCM again) by a KEK; the
 KEK's id is stored next to the wrapped DEK so several KEKs can coexist during a key rotation.
 
+Nonces: every AES-GCM encryption takes a fresh 96-bit nonce from the OS CSPRNG (the keyring's
+``nonces`` source) and stores it in front of its ciphertext. A nonce repeated under one key
+would reveal the XOR of two plaintexts and let an attacker forge tags, so nothing here ever
+derives, counts or reuses one. Under a DEK there is exactly one encryption; under a KEK one wrap
+per stored value (and per re-wrap), far below the 2**32 random-nonce encryptions per key that
+NIST SP 800-38D allows. ``tests/test_crypto_nonces.py`` observes every nonce drawn.
+
 KEKs come from ``PERMATOKEN_KEY`` (base64; several comma-separated, the last one active) or
 from a key file (one base64 key per line, ``#`` comments allowed, the last key active), which
 must be readable by its owner only.
 
-A :class:`Keyring` is one immutable set of keys. A process holds a
-:class:`~permatoken.live_keyring.LiveKeyring` (from :func:`load_keyring`), which follows the key
-file while the process runs.
+A :class:`Keyring` is one immutable set of keys. A store holds a
+:class:`~permatoken.live_keyring.LiveKeyring`, which follows the key file while the process runs.
 """
 
 from __future__ import annotations
@@ -24,16 +30,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._exceptions import CryptoError, DecryptionError, KeyFileError
 from ._secret import Secret
-
-if TYPE_CHECKING:
-    from .live_keyring import LiveKeyring
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -84,7 +86,13 @@ def _decode_key(text: str, where: str) -> bytes:
 class Keyring:
     """The KEKs this process holds; the last one added is the active one for new wraps."""
 
-    def __init__(self, keys: list[bytes], *, source: str) -> None:
+    def __init__(
+        self,
+        keys: list[bytes],
+        *,
+        source: str,
+        nonces: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         if not keys:
             raise KeyFileError(f"{source}: no key found", hint=RESTORE_HINT)
         self._keys: dict[str, bytes] = {}
@@ -92,6 +100,8 @@ class Keyring:
             self._keys[kek_id_of(key)] = key
         self.active_id = kek_id_of(keys[-1])
         self.source = source
+        #: Where every AES-GCM nonce comes from (n -> n random bytes); tests observe it.
+        self.nonces = nonces
 
     def __repr__(self) -> str:
         return f"Keyring(source={self.source!r}, ids={list(self._keys)}, active={self.active_id!r})"
@@ -107,7 +117,7 @@ class Keyring:
         """This key set plus the keys of ``older`` it lacks; this one's active key stays active."""
         keys = [k for i, k in older._keys.items() if i not in self._keys]
         keys += [k for i, k in self._keys.items() if i != self.active_id]
-        return Keyring([*keys, self._keys[self.active_id]], source=self.source)
+        return Keyring([*keys, self._keys[self.active_id]], source=self.source, nonces=self.nonces)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -147,7 +157,7 @@ class Keyring:
                 f"key file {path} is too large to be a key file", hint=RESTORE_HINT, path=str(path)
             )
         try:
-            text = path.read_text(encoding="ascii")
+            text = path.read_text(encoding="ascii")  # pragma: no mutate (codec names ignore case)
         except UnicodeDecodeError as exc:
             raise KeyFileError(
                 f"key file {path} is not a permatoken key file", hint=RESTORE_HINT, path=str(path)
@@ -166,7 +176,7 @@ class Keyring:
 
     # -- wrapping --------------------------------------------------------------------
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = self.nonces(_NONCE_BYTES)
         kek = self._keys[self.active_id]
         aad = _WRAP_AAD + self.active_id.encode()
         return self.active_id, nonce + AESGCM(kek).encrypt(nonce, dek, aad)
@@ -196,7 +206,7 @@ class Keyring:
     # -- values ----------------------------------------------------------------------
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
         dek = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = self.nonces(_NONCE_BYTES)
         ciphertext = nonce + AESGCM(dek).encrypt(nonce, plaintext, aad)
         kek_id, wrapped = self.wrap(dek)
         return Sealed(ciphertext, wrapped, kek_id)
@@ -223,7 +233,8 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
     body += "".join(base64.b64encode(k).decode() + "\n" for k in keys)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # 0600 from the first byte, not only after the chmod below (see docs/development.md).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # pragma: no mutate
         try:
             os.write(fd, body.encode())
             os.fsync(fd)
@@ -264,15 +275,9 @@ def read_key_file_keys(path: Path) -> list[bytes]:
     return [ring._keys[i] for i in ring.ids]
 
 
-def load_keyring(
-    key: Secret | None, key_file: Path, *, verify: Callable[[Keyring], None] | None = None
-) -> LiveKeyring:
-    """The keys of this process; ``PERMATOKEN_KEY`` wins over the key file when both are set."""
-    from .live_keyring import LiveKeyring
-
+def load_keyring(key: Secret | None, key_file: Path) -> Keyring:
+    """The keys as they are now; ``PERMATOKEN_KEY`` wins over the key file when both are set.
+    (A long-running process uses :func:`permatoken.live_keyring.load_live_keyring`.)"""
     if key is not None:
-        ring = Keyring.from_env_value(key)
-        return LiveKeyring(lambda: ring, source=ring.source, verify=verify)
-    return LiveKeyring(
-        lambda: Keyring.from_file(key_file), source=str(key_file), path=key_file, verify=verify
-    )
+        return Keyring.from_env_value(key)
+    return Keyring.from_file(key_file)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._exceptions import CryptoError
+from ._secret import Secret
 from .crypto import RESTORE_HINT, Keyring, Sealed
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ class LiveKeyring:
         self._reread_at = time.monotonic()
         self._verified: tuple[Keyring, float] | None = None
         self._failure: str | None = None
+
+    @classmethod
+    def fixed(cls, ring: Keyring) -> LiveKeyring:
+        """Exactly these keys, never re-read (a restore, a test)."""
+        return cls(lambda: ring, source=ring.source)
 
     def __repr__(self) -> str:
         ring = self._ring
@@ -201,4 +207,17 @@ class LiveKeyring:
         return ring.rewrap(sealed)
 
 
-__all__ = ["LiveKeyring"]
+def load_live_keyring(
+    key: Secret | None, key_file: Path, *, verify: Callable[[Keyring], None] | None = None
+) -> LiveKeyring:
+    """The keys of a store: ``PERMATOKEN_KEY`` (fixed; it wins over the key file when both are
+    set) or the key file, followed while the process runs."""
+    if key is not None:
+        ring = Keyring.from_env_value(key)
+        return LiveKeyring(lambda: ring, source=ring.source, verify=verify)
+    return LiveKeyring(
+        lambda: Keyring.from_file(key_file), source=str(key_file), path=key_file, verify=verify
+    )
+
+
+__all__ = ["LiveKeyring", "load_live_keyring"]

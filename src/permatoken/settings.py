@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -57,13 +57,52 @@ class _TomlSource(PydanticBaseSettingsSource):
         section = data.get("permatoken", data)
         if not isinstance(section, dict):
             raise ConfigError(f"config file {self.path}: [permatoken] must be a table")
-        return {k.replace("-", "_"): v for k, v in section.items()}
+        out = {k.replace("-", "_"): v for k, v in section.items()}
+        # Nested settings (e.g. [backup]) may also be top-level tables beside [permatoken].
+        for name, info in self.settings_cls.model_fields.items():
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                table = out.get(name, data.get(name))
+                if isinstance(table, dict):
+                    out[name] = {k.replace("-", "_"): v for k, v in table.items()}
+        return out
+
+
+class BackupSettings(BaseModel):
+    """Scheduled backups taken by ``permatoken serve`` (docs/backup.md); off unless ``every``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: How often (``6h``, ``1d``…); one replica takes each period's backup. None: off.
+    every: float | None = None
+    #: Where the files go (default ``$PERMATOKEN_HOME/backups``).
+    dir: Path | None = None
+    #: How many scheduled backups to keep in ``dir``; older ones are removed.
+    keep: int = Field(default=7, ge=1)
+    #: Also seal the keys under this passphrase, so the backups restore without the key file.
+    passphrase_file: Path | None = None
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off")):
+            return None
+        if isinstance(value, str):
+            from ._exceptions import InputError
+            from .timeutil import parse_duration
+
+            try:
+                return parse_duration(value, what="backup interval").total_seconds()
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
 
 class Settings(BaseSettings):
     """Everything permatoken can be configured with. See docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="PERMATOKEN_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PERMATOKEN_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
 
     home: Path = Field(default_factory=default_home)
     database_url: str | None = None
@@ -94,10 +133,12 @@ class Settings(BaseSettings):
     notify_events: list[str] = Field(
         default_factory=lambda: [
             "reminder",
+            "expired",
             "renewal_failed",
             "needs_human",
             "token_invalid",
             "recovered",
+            "backup_failed",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
@@ -116,6 +157,8 @@ class Settings(BaseSettings):
     #: Seconds a rotation lease lives without renewal: how long a crashed worker's half-done
     #: rotation waits before another process resumes it (PERMATOKEN_LEASE_TTL).
     lease_ttl: float = Field(default=120.0, gt=0)
+    #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("key", mode="before")
     @classmethod
@@ -149,6 +192,21 @@ class Settings(BaseSettings):
 
         if not re.fullmatch(r"v\d{1,3}\.\d{1,2}", value):
             raise ValueError("must look like v25.0")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        import re
+
+        if value is None:
+            return None
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if scheme is None:
+            raise ValueError("not a database URL")
+        backend = scheme.group(1).split("+")[0].lower()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {backend[:20]!r}")
         return value
 
     @field_validator("graph_url")
@@ -188,10 +246,27 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**clean)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        env = f"PERMATOKEN_{field.upper()}"
+        loc = [str(p) for p in first.get("loc", ())]
+        field = ".".join(loc) or "settings"
+        message = str(first.get("msg")).removeprefix("Value error, ")
+        hint = "see docs/configuration.md for accepted values"
+        if field == "database_url":
+            hint = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db"
         raise ConfigError(
-            f"invalid setting {field} ({env}): {first.get('msg')}",
-            hint="see docs/configuration.md for accepted values",
+            f"invalid setting {field} ({_source_of(loc or [field], clean)}): {message}",
+            hint=hint,
             setting=field,
         ) from None
+
+
+def _source_of(loc: list[str], arguments: dict[str, Any]) -> str:
+    """Where a setting came from, named the way the user gave it (nested ones with ``__``)."""
+    field = loc[0]
+    if field in arguments:
+        return f"--{field.replace('_', '-')}"
+    env = "PERMATOKEN_" + "__".join(loc).upper()
+    if env in os.environ:
+        return env
+    config = os.environ.get("PERMATOKEN_CONFIG")
+    home = Path(os.environ.get("PERMATOKEN_HOME") or default_home())
+    return f"{Path(config) if config else home / 'config.toml'} or {env}"

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 
 from conftest import init_store, random_token
 from permatoken._secret import Secret
-from permatoken.crypto import generate_key, kek_id_of, load_keyring, read_key_file_keys
+from permatoken.crypto import generate_key, kek_id_of, read_key_file_keys
+from permatoken.live_keyring import load_live_keyring
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.settings import Settings, load_settings
 from permatoken.store import Store, open_store
@@ -235,7 +236,7 @@ def test_keys_rotate_names_a_row_sealed_under_a_key_nobody_has(
     engine = store_engine.create_engine(settings.resolved_database_url)
     stray = Store(
         engine,
-        load_keyring(Secret(b64(generate_key())), settings.resolved_key_file),
+        load_live_keyring(Secret(b64(generate_key())), settings.resolved_key_file),
         url=settings.resolved_database_url,
     )
     try:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
-from .app import console, err_console, keys_app, print_json, state
+from .app import console, err_console, keys_app, print_json, rich_console, state
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -47,6 +45,8 @@ def rotate(
 
 
 def _rotate(store: Store, settings: Settings, done: list[int]) -> None:
+    from rich.progress import Progress
+
     from ..crypto import generate_key, read_key_file_keys, write_key_file
     from ..store.keys import keys_error
 
@@ -71,7 +71,7 @@ def _rotate(store: Store, settings: Settings, done: list[int]) -> None:
         done[0] += n
         progress.advance(task, n)
 
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=rich_console(console), transient=True) as progress:
         task = progress.add_task("re-wrapping data keys", total=total or 1)
         store.rewrap(progress=advance)
     console.print(f"re-wrapped {done[0]} data keys under {active}")
@@ -111,7 +111,7 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
 
     settings = state(ctx).settings
     url = settings.resolved_database_url
-    engine = store_engine.create_engine(url)
+    engine = store_engine.create_engine(url, create=False)
     try:
         with store_engine.translated(url):
             store_engine.check_schema(engine)
@@ -131,6 +131,8 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     if as_json:
         print_json(rows)
     else:
+        from rich.table import Table
+
         table = Table(header_style="bold")
         for col in ("KEK", "LOADED", "ACTIVE", "DATA KEYS"):
             table.add_column(col)

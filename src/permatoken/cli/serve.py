@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import app, console, state
+from .app import app, console, listen_error, state
 
 log = logging.getLogger("permatoken.serve")
 
@@ -69,7 +69,14 @@ def serve(
         from ..scheduler import Scheduler
 
         sched = Scheduler(settings, store, engine)
+    backups: Any = None
     try:
+        if scheduler:  # scheduled backups are background work, like the scheduler's
+            from ..backup.schedule import start_scheduled_backups
+
+            backups = start_scheduled_backups(
+                settings, store, owner=engine.owner, clock=store.clock
+            )
         engine.resume_all()
         if api:
             _serve_api(
@@ -91,6 +98,8 @@ def serve(
         else:
             console.print("nothing to do: both --no-api and --no-scheduler given")
     finally:
+        if backups is not None:
+            backups.stop()
         engine.close()
         store.close()
 
@@ -125,7 +134,11 @@ def _serve_api(
     # TCP, and without it every response with a body waits ~40 ms for delayed ACKs (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise listen_error(exc, "serve", host, port) from None
     sock.listen(2048)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(

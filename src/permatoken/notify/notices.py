@@ -18,18 +18,25 @@ from ..timeutil import isoformat
 
 class NoticeEvent(StrEnum):
     REMINDER = "reminder"
+    EXPIRED = "expired"
     RENEWAL_FAILED = "renewal_failed"
     NEEDS_HUMAN = "needs_human"
     TOKEN_INVALID = "token_invalid"  # noqa: S105 - an event name
     RECOVERED = "recovered"
     RENEWED = "renewed"
+    BACKUP_FAILED = "backup_failed"
 
 
 #: Sent unless settings say otherwise; ``renewed`` is opt-in (it is good news, and frequent).
 DEFAULT_EVENTS = frozenset(e.value for e in NoticeEvent if e is not NoticeEvent.RENEWED)
 #: Events after which a later success is worth a "recovered" notice.
 TROUBLE = frozenset(
-    {NoticeEvent.RENEWAL_FAILED, NoticeEvent.NEEDS_HUMAN, NoticeEvent.TOKEN_INVALID}
+    {
+        NoticeEvent.RENEWAL_FAILED,
+        NoticeEvent.NEEDS_HUMAN,
+        NoticeEvent.TOKEN_INVALID,
+        NoticeEvent.EXPIRED,
+    }
 )
 
 SYSTEM_USER_STEPS = (
@@ -106,6 +113,35 @@ def reminder(
         NoticeEvent.REMINDER,
         label,
         f"[permatoken] {name} expires in {label} or less",
+        body,
+    )
+
+
+def expired_key(name: str, version: int) -> tuple[str, int, str, str]:
+    return (name, version, NoticeEvent.EXPIRED.value, "")
+
+
+def expired(
+    name: str, tenant: str, version: int, *, expires_at: datetime, now: datetime, automatic: bool
+) -> Notice:
+    """The token a reminder warned about has now expired: what it means, what to do."""
+    why = (
+        "permatoken did not manage to renew it in time"
+        if automatic
+        else "it is renewed by hand (manual issuer) and no new value was given"
+    )
+    body = (
+        f"Credential {name} version {version} {_when(expires_at, now)}; {why}.\n"
+        "Applications using it fail from now on, and an expired token can never be renewed: "
+        "a new one must be created.\n" + SYSTEM_USER_STEPS.format(name=name)
+    )
+    return Notice(
+        name,
+        tenant,
+        version,
+        NoticeEvent.EXPIRED,
+        "",
+        f"[permatoken] {name} has expired",
         body,
     )
 
@@ -215,11 +251,37 @@ def renewed(
     )
 
 
+def backup_failed(period: int, *, reason: str, directory: str, now: datetime) -> Notice:
+    """A scheduled backup failed; one notice per period (its number is the notice's version)."""
+    body = (
+        f"The scheduled backup of {isoformat(now)} into {directory} failed: {reason}.\n"
+        "The store itself is unaffected, but the last good backup grows older. Fix the cause, "
+        "then take one by hand: `permatoken backup --out FILE`; `permatoken backup status` "
+        "shows the last good one."
+    )
+    return Notice(
+        BACKUP_NOTICE_NAME,
+        BACKUP_NOTICE_NAME.split("/")[0],
+        period,
+        NoticeEvent.BACKUP_FAILED,
+        "",
+        "[permatoken] scheduled backup failed",
+        body,
+    )
+
+
+#: Notices about the store itself (not a credential) are filed under this name.
+BACKUP_NOTICE_NAME = "permatoken/backup"
+
 __all__ = [
+    "BACKUP_NOTICE_NAME",
     "DEFAULT_EVENTS",
     "TROUBLE",
     "Notice",
     "NoticeEvent",
+    "backup_failed",
+    "expired",
+    "expired_key",
     "needs_human",
     "recovered",
     "reminder",

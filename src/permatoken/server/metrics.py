@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..backup.status import LastBackupCollector
 from ..models import Health
 from ..store import Store
 from ..store.schema import credentials, versions
@@ -245,6 +246,7 @@ class BrokerMetrics:
         self._scheduler_lag = scheduler_lag
         self.credentials = CredentialCollector(store, per_credential_limit=per_credential_limit)
         r.register(self.credentials)
+        r.register(LastBackupCollector(store))  # names nothing: in every view
 
     def on_engine_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
         if kind == "rotation.completed":

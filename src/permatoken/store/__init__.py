@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..crypto import load_keyring
+from ..live_keyring import load_live_keyring
 from ..settings import Settings
 from ..timeutil import Clock
 from . import engine as _engine
 from . import keys as _keys
-from . import schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
+from . import schema_backup, schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
 from .repository import Store
 
 __all__ = ["Store", "open_store"]
@@ -18,17 +18,19 @@ def open_store(
 ) -> Store:
     """Open the configured database with the configured keys; refuse a wrong schema.
 
-    Nothing is sealed under keys that cannot open the data already stored (a wrong
-    ``PERMATOKEN_KEY`` would otherwise mix two keys in one store): the first seal under each key
-    set proves it on a sample of the data keys (:func:`.keys.require_keys`).
+    Nothing is created here: a store that does not exist yet is refused with a hint to run
+    `permatoken init` (which is what creates the home, the key and the database). Nothing is
+    sealed under keys that cannot open the data already stored (a wrong ``PERMATOKEN_KEY`` would
+    otherwise mix two keys in one store): the first seal under each key set proves it on a
+    sample of the data keys (:func:`.keys.require_keys`).
     """
     url = settings.resolved_database_url
-    engine = _engine.create_engine(url)
+    engine = _engine.create_engine(url, create=False)
     try:
         with _engine.translated(url):
             if check_schema:
                 _engine.check_schema(engine)
-        keyring = load_keyring(
+        keyring = load_live_keyring(
             settings.key,
             settings.resolved_key_file,
             verify=lambda ring: _keys.require_keys(engine, url, ring),

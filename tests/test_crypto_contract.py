@@ -17,10 +17,11 @@ import pytest
 
 from permatoken._exceptions import CryptoError, DecryptionError, KeyFileError
 from permatoken._secret import Secret
-from permatoken.crypto import Keyring, generate_key, kek_id_of, write_key_file
+from permatoken.crypto import RESTORE_HINT, Keyring, generate_key, kek_id_of, write_key_file
 
 AAD = b"permatoken/v1/credential:1/version:1"
-BAD_KEY_HINT = "a key is 32 random bytes in base64; `permatoken init` generates one"
+# A damaged key is restored, never regenerated: `permatoken init` cannot make the old key again.
+BAD_KEY_HINT = RESTORE_HINT
 
 
 def b64(key: bytes) -> str:
@@ -73,7 +74,7 @@ def test_an_empty_keyring_is_refused_with_a_hint() -> None:
     assert _refusal(exc) == {
         "code": "key_file_error",
         "message": "somewhere: no key found",
-        "hint": "run `permatoken init`",
+        "hint": BAD_KEY_HINT,
     }
 
 
@@ -93,7 +94,8 @@ def test_key_file_refusals_carry_the_path(tmp_path: Path) -> None:
     assert _refusal(exc) == {
         "code": "key_file_error",
         "message": f"key file {missing} does not exist",
-        "hint": "run `permatoken init` to create one, or set PERMATOKEN_KEY_FILE / PERMATOKEN_KEY",
+        "hint": "restore it from your backup, or set PERMATOKEN_KEY_FILE / PERMATOKEN_KEY to "
+        "where the key is; only for a new, empty store run `permatoken init` to create one",
         "path": str(missing),
     }
     under_a_file = _key_file(tmp_path / "plain", "x") / "key"
@@ -111,6 +113,7 @@ def test_key_file_refusals_carry_the_path(tmp_path: Path) -> None:
     assert _refusal(exc) == {
         "code": "key_file_error",
         "message": f"key file {directory} is not a regular file",
+        "hint": BAD_KEY_HINT,
         "path": str(directory),
     }
 
@@ -145,6 +148,7 @@ def test_a_key_file_may_be_64_kib_and_no_more(tmp_path: Path) -> None:
     assert _refusal(exc) == {
         "code": "key_file_error",
         "message": f"key file {big} is too large to be a key file",
+        "hint": BAD_KEY_HINT,
         "path": str(big),
     }
 
@@ -157,6 +161,7 @@ def test_a_key_file_is_ascii_only(tmp_path: Path) -> None:
     assert _refusal(exc) == {
         "code": "key_file_error",
         "message": f"key file {path} is not a permatoken key file",
+        "hint": BAD_KEY_HINT,
         "path": str(path),
     }
 

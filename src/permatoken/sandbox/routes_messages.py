@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from typing import Any
 
@@ -74,6 +75,12 @@ def send_message(req: GraphRequest) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise _invalid("Param type must be a string.")
     content = body.get(kind)
+    if isinstance(content, str) and content.lstrip().startswith("{"):
+        # Form-encoded sends carry objects as JSON text, which Graph decodes (the FB SDKs do this).
+        try:
+            content = json.loads(content)
+        except ValueError:
+            pass
     _validate_content(kind, content)
     req.state.usage.record_send(phone.id, recipient, req.now, req.config)
 

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from client._support import MINT, NAME, SEND, add_credentials
+from conftest import fresh_pg_database
+from permatoken.settings import ProxySettings, Settings
 from server.conftest import (  # noqa: F401  (fixtures shared with the broker tests)
     LiveBroker,
     broker_config,
-    broker_settings,
     engine,
     fast_config,
     live_broker,
@@ -28,6 +29,28 @@ from server.conftest import (  # noqa: F401  (fixtures shared with the broker te
 )
 
 __all__ = ["MINT", "NAME", "SEND", "Proxied", "until"]
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, home: Any) -> Iterator[str]:
+    """SQLite unless a test asks for PostgreSQL (``parametrize("store_url", ["postgresql"],
+    indirect=True)``): the proxy's logic does not depend on the database, its reports do."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{home / 'permatoken.db'}"
+        return
+    with fresh_pg_database(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def proxy_settings() -> ProxySettings:
+    """Override (or parametrize) to change the proxy's settings."""
+    return ProxySettings()
+
+
+@pytest.fixture
+def broker_settings(settings: Settings, sandbox: Any, proxy_settings: ProxySettings) -> Settings:  # noqa: F811
+    return settings.model_copy(update={"graph_url": sandbox.url, "proxy": proxy_settings})
 
 
 class _StateSandbox:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import Proxied
 
 
+@pytest.mark.parametrize(
+    "store_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_send_goes_through_and_a_revocation_is_recovered_with_one_mint(proxied: Proxied):
     """Send, revoke, send: both accepted once, one mint, the client never sees the 190."""
     c = proxied.client()

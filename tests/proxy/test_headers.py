@@ -45,6 +45,8 @@ def test_response_headers_keep_meta_usage_headers_and_mask_the_token():
         ),
         (b"transfer-encoding", b"chunked"),
         (b"content-length", b"99"),
+        (b"date", b"Mon, 30 Nov 2026 18:41:34 GMT"),  # the proxy's server sets its own
+        (b"server", b"uvicorn"),
     ]
     out = dict(response_headers(raw, Mask([TOKEN])))
     assert set(out) == {b"x-app-usage", b"x-business-use-case-usage", b"www-authenticate"}

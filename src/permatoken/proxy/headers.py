@@ -9,8 +9,8 @@ upstream request), what proxies add about the client (``Forwarded``, ``X-Forward
 which lets the proxy classify Meta's errors and mask a token Meta may echo ("Malformed access
 token EAA…") without decoding anything.
 
-Answers keep every header of Meta's (usage headers included) except hop-by-hop ones; values that
-contain the token are masked.
+Answers keep every header of Meta's (usage headers included) except hop-by-hop ones and
+``Date``/``Server`` (the proxy's server sets its own); values that contain the token are masked.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ _REQUEST_DROPPED = HOP_BY_HOP | {
     b"x-original-url",
     b"x-rewrite-url",
 }
-_RESPONSE_DROPPED = HOP_BY_HOP | {b"content-length"}
+#: ``Date`` and ``Server`` are the proxy's own (uvicorn sets them): two of each would be invalid.
+_RESPONSE_DROPPED = HOP_BY_HOP | {b"content-length", b"date", b"server"}
 
 Headers = list[tuple[bytes, bytes]]
 

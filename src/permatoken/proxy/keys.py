@@ -14,6 +14,7 @@ encoding and order, bodies untouched unless they held an auth field.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
@@ -125,15 +126,40 @@ def _from_json(body: bytes, found: Found) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def redact_target(target: str) -> str:
+    """A request target for a log line: auth parameter values in its query replaced."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    pairs = []
+    for pair in query.split("&"):
+        name = unquote_plus(pair.partition("=")[0])
+        pairs.append(f"{pair.partition('=')[0]}=[redacted]" if name in AUTH_PARAMS else pair)
+    return path + "?" + "&".join(pairs)
+
+
+class AccessLogRedaction(logging.Filter):
+    """For uvicorn's access log (``serve --access-log``): a key sent as ``?access_token=`` (the
+    FB SDKs do) must not be written with the request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_target(args[2]), *args[3:])
+        return True
+
+
 __all__ = [
     "AUTH_PARAMS",
     "PROOF",
     "PROOF_TIME",
     "TOKEN",
+    "AccessLogRedaction",
     "Found",
     "from_body",
     "from_form_prefix",
     "from_headers",
     "from_query",
+    "redact_target",
     "split_pairs",
 ]

@@ -100,6 +100,12 @@ class Proxied:
     def mints(self) -> int:
         return len([c for c in self.state.calls(MINT) if c["status"] == 200])
 
+    @property
+    def proxy(self) -> Any:
+        """The GraphProxy behind the broker's /graph route."""
+        routes = self.broker.app.routes
+        return next(r.app for r in routes if getattr(r, "path", "") == "/graph/{path:path}")
+
     def sends(self) -> list[int | None]:
         """The error code of every send the sandbox received (None: accepted)."""
         return [c["error_code"] for c in self.state.calls(SEND)]

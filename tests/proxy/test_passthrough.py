@@ -139,10 +139,7 @@ def _closed_port() -> str:
 
 def test_an_unreachable_graph_api_is_a_transient_502(proxied: Proxied):
     """No connection could be made: nothing was sent, so it is safe to retry (code 2)."""
-    proxy = next(
-        r.app for r in proxied.broker.app.routes if getattr(r, "path", "") == "/graph/{path:path}"
-    )
-    proxy.upstream.base_url = _closed_port()
+    proxied.proxy.upstream.base_url = _closed_port()
     r = proxied.send(proxied.client(), "nowhere")
     assert (r.status_code, r.headers["x-permatoken-error"]) == (502, "upstream_unreachable")
     assert r.json()["error"]["code"] == 2 and r.json()["error"]["is_transient"] is True

@@ -264,9 +264,10 @@ class GraphProxy:
         phone: str | None,
         disconnected: Any,
     ) -> tuple[httpx.Response, CachedToken]:
-        if phone is not None and self.pacer is not None:
-            await self.pacer.turn(phone, disconnected)
         secret = await self.signer.secret(target.name)
+        if phone is not None and self.pacer is not None:
+            # Last thing before sending: any other wait after the turn would bunch sends up.
+            await self.pacer.turn(phone, disconnected)
         url = self.upstream.url(
             target.path, with_params(query, Signer.params(entry.token, secret, timed=timed))
         )

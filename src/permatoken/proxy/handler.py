@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from starlette.routing import Route
 
 from .._exceptions import NotFoundError, PermatokenError
@@ -51,7 +50,7 @@ from .observe import Outcome, ProxyMetrics, Recovery, outcome_of
 from .pacing import ClientGone, Pacer
 from .signing import Signer, with_params
 from .target import Target, message_sender, parse_target
-from .upstream import Upstream, lost
+from .upstream import Answer, TransportError, Upstream, lost
 
 log = logging.getLogger("permatoken.proxy")
 METHODS = frozenset({"GET", "POST", "DELETE"})
@@ -263,20 +262,18 @@ class GraphProxy:
         timed: bool,
         phone: str | None,
         disconnected: Any,
-    ) -> tuple[httpx.Response, CachedToken]:
+    ) -> tuple[Answer, CachedToken]:
         secret = await self.signer.secret(target.name)
         if phone is not None and self.pacer is not None:
             # Last thing before sending: any other wait after the turn would bunch sends up.
             await self.pacer.turn(phone, disconnected)
-        url = self.upstream.url(
+        upstream_target = self.upstream.target(
             target.path, with_params(query, Signer.params(entry.token, secret, timed=timed))
         )
         headers = request_headers(raw)
         headers.append((b"authorization", b"Bearer " + entry.token.reveal().encode()))
-        if length is not None and not isinstance(content, bytes):
-            headers.append((b"content-length", str(length).encode()))
         started = time.perf_counter()
-        response = await self.upstream.send(method, url, headers, content)
+        response = await self.upstream.send(method, upstream_target, headers, content, length)
         self.metrics.upstream.observe(time.perf_counter() - started)
         return response, entry
 
@@ -314,22 +311,26 @@ class GraphProxy:
     async def _pass(
         self,
         send: _Send,
-        response: httpx.Response,
+        response: Answer,
         answer: bytes,
         rest: AsyncIterator[bytes] | None,
         used: list[CachedToken],
     ) -> Outcome:
         """Meta's answer to the client as it came, any token value masked."""
         mask = Mask(e.token.reveal() for e in used)
-        headers = response_headers(response.headers.raw, mask)
-        length = str(len(answer)) if rest is None else response.headers.get("content-length")
+        headers = response_headers(response.headers, mask)
+        length = str(len(answer)) if rest is None else response.header(b"content-length")
         if length is not None:
             headers.append((b"content-length", length.encode()))
-        status = response.status_code
+        status = response.status
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if rest is None:
             await send({"type": "http.response.body", "body": mask.apply(answer)})
-            info = classify_graph_error(status, response.headers, answer) if status >= 400 else None
+            info = (
+                classify_graph_error(status, response.header_map(), answer)
+                if status >= 400
+                else None
+            )
             return outcome_of(status, info.kind if info else None)
         await send({"type": "http.response.body", "body": mask.feed(answer), "more_body": True})
         try:
@@ -337,7 +338,7 @@ class GraphProxy:
                 await send(
                     {"type": "http.response.body", "body": mask.feed(chunk), "more_body": True}
                 )
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             # The status is out already: end the connection (the client sees a cut answer).
             log.warning("graph proxy: Meta's answer was cut short (%s)", type(exc).__name__)
             return Outcome.UPSTREAM_ERROR
@@ -458,30 +459,28 @@ async def _disconnected(receive: Any) -> None:
         pass
 
 
-async def _read_answer(
-    response: httpx.Response, limit: int
-) -> tuple[bytes, AsyncIterator[bytes] | None]:
+async def _read_answer(response: Answer, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """Meta's answer up to ``limit`` bytes, and the rest still to stream (None: all read)."""
     chunks: list[bytes] = []
     size = 0
-    rest = response.aiter_raw()
+    rest = aiter(response.stream)
     try:
         async for chunk in rest:
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
                 return b"".join(chunks), rest
-    except httpx.TransportError as exc:
+    except TransportError as exc:
         raise lost(exc) from None
     return b"".join(chunks), None
 
 
 def _dead_token(
-    response: httpx.Response, answer: bytes, rest: AsyncIterator[bytes] | None
+    response: Answer, answer: bytes, rest: AsyncIterator[bytes] | None
 ) -> GraphErrorInfo | None:
-    if response.status_code < 400 or rest is not None:
+    if response.status < 400 or rest is not None:
         return None
-    info = classify_graph_error(response.status_code, response.headers, answer)
+    info = classify_graph_error(response.status, response.header_map(), answer)
     return info if info.kind is ErrorKind.TOKEN_DEAD else None
 
 

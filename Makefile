@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean venv
+.PHONY: demo test test-fast lint bench clean venv mutate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Ctrl-C ends the demo with exit 0 (it stops its sandbox and service itself): no make error line.
 demo: $(STAMP)
 	@$(BIN)/python -m permatoken.demo
 
@@ -30,6 +31,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Mutation testing of the security-critical modules against their own fast tests; slow, so not
+# part of `make test` (docs/development.md). MODULE=crypto (or access, audit, secret, errors,
+# auth, plan) narrows it to one module; MUTATE_JOBS sets the parallel mutants (default 2).
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	@$(BIN)/python tools/mutate.py --jobs $(MUTATE_JOBS) $(MODULE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

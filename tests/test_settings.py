@@ -96,3 +96,32 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(Exception, match="frozen"):
         s.graph_url = "http://x"  # type: ignore[misc]
     assert isinstance(s, Settings)
+
+
+def test_invalid_setting_names_where_it_came_from(home: Path) -> None:
+    """An argument is blamed on its option, a config-file value on the file."""
+    with pytest.raises(ConfigError, match=r"graph_version \(--graph-version\)"):
+        load_settings(graph_version="25")
+    home.mkdir()
+    (home / "config.toml").write_text('graph_version = "25"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(home / "config.toml") in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("mysql://user:sekrit@host/db", "unsupported database 'mysql'"),
+        ("foo://", "unsupported database 'foo'"),
+        ("permatoken.db", "not a database URL"),
+    ],
+)
+def test_database_url_is_checked_when_settings_load(url: str, text: str) -> None:
+    """A URL of another kind is refused at once, without echoing it (it may hold a password)."""
+    with pytest.raises(ConfigError, match=text) as info:
+        load_settings(database_url=url)
+    assert "--database-url" in info.value.message and "sekrit" not in info.value.message
+    assert info.value.hint and "postgresql+psycopg://" in info.value.hint
+    for good in ("sqlite:///x.db", "postgresql+psycopg://u@h/db", "postgres://u@h/db"):
+        assert load_settings(database_url=good).database_url == good

@@ -18,13 +18,15 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     │   ├── KeyFileError            key file missing, wrong permissions or wrong length
     │   └── DecryptionError         a value cannot be decrypted (names the credential and version)
     ├── GraphError                  Meta answered with an error (carries the classification)
+    │   └── UpstreamUnreachableError  Meta (or the sandbox) could not be reached at all
     ├── RotationError               a rotation could not complete (carries the step and reason)
     ├── AuthError                   broker API key missing, wrong, expired or forbidden
     ├── BrokerError                 the broker cannot be reached or answered unexpectedly
-    └── BackupError                 a backup file is unreadable, or cannot be restored here
-        ├── BackupTamperedError     changed, truncated, or not made with these keys (MAC mismatch)
-        ├── WrongPassphraseError    the passphrase does not open the keys sealed in the backup
-        └── StoreNotEmptyError      restore refused: the target store already holds data
+    ├── BackupError                 a backup file is unreadable, or cannot be restored here
+    │   ├── BackupTamperedError     changed, truncated, or not made with these keys (MAC mismatch)
+    │   ├── WrongPassphraseError    the passphrase does not open the keys sealed in the backup
+    │   └── StoreNotEmptyError      restore refused: the target store already holds data
+    └── ListenError                 a server cannot listen on its address (port in use…)
 """
 
 from __future__ import annotations
@@ -127,6 +129,13 @@ class GraphError(PermatokenError):
     usage: Usage | None
 
 
+class UpstreamUnreachableError(GraphError):
+    """No answer from Meta (connection refused, DNS, timeout): nothing was decided about the
+    token. Carries the same attributes as the :class:`GraphError` it was made from."""
+
+    code = "upstream_unreachable"
+
+
 class RotationError(PermatokenError):
     code = "rotation_failed"
 
@@ -153,3 +162,9 @@ class WrongPassphraseError(BackupError):
 
 class StoreNotEmptyError(BackupError):
     code = "store_not_empty"
+
+
+class ListenError(PermatokenError):
+    """``serve`` or ``sandbox`` cannot listen on the address asked for; names ``host``, ``port``."""
+
+    code = "cannot_listen"

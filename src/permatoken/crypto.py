@@ -5,6 +5,13 @@ associated data binds the ciphertext to its row (credential id and version), so 
 copied to another row fails to decrypt. The DEK is wrapped (AES-256-GCM again) by a KEK; the
 KEK's id is stored next to the wrapped DEK so several KEKs can coexist during a key rotation.
 
+Nonces: every AES-GCM encryption takes a fresh 96-bit nonce from the OS CSPRNG (the keyring's
+``nonces`` source) and stores it in front of its ciphertext. A nonce repeated under one key
+would reveal the XOR of two plaintexts and let an attacker forge tags, so nothing here ever
+derives, counts or reuses one. Under a DEK there is exactly one encryption; under a KEK one wrap
+per stored value (and per re-wrap), far below the 2**32 random-nonce encryptions per key that
+NIST SP 800-38D allows. ``tests/test_crypto_nonces.py`` observes every nonce drawn.
+
 KEKs come from ``PERMATOKEN_KEY`` (base64; several comma-separated, the last one active) or
 from a key file (one base64 key per line, ``#`` comments allowed, the last key active), which
 must be readable by its owner only.
@@ -17,6 +24,7 @@ import binascii
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +79,13 @@ def _decode_key(text: str, where: str) -> bytes:
 class Keyring:
     """The KEKs this process holds; the last one added is the active one for new wraps."""
 
-    def __init__(self, keys: list[bytes], *, source: str) -> None:
+    def __init__(
+        self,
+        keys: list[bytes],
+        *,
+        source: str,
+        nonces: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         if not keys:
             raise KeyFileError(f"{source}: no key found", hint="run `permatoken init`")
         self._keys: dict[str, bytes] = {}
@@ -79,6 +93,8 @@ class Keyring:
             self._keys[kek_id_of(key)] = key
         self.active_id = kek_id_of(keys[-1])
         self.source = source
+        #: Where every AES-GCM nonce comes from (n -> n random bytes); tests observe it.
+        self.nonces = nonces
 
     def __repr__(self) -> str:
         return f"Keyring(source={self.source!r}, ids={list(self._keys)}, active={self.active_id!r})"
@@ -118,7 +134,7 @@ class Keyring:
         if st.st_size > 64 * 1024:
             raise KeyFileError(f"key file {path} is too large to be a key file", path=str(path))
         try:
-            text = path.read_text(encoding="ascii")
+            text = path.read_text(encoding="ascii")  # pragma: no mutate (codec names ignore case)
         except (OSError, UnicodeDecodeError) as exc:
             raise KeyFileError(
                 f"key file {path} is not a permatoken key file", path=str(path)
@@ -133,7 +149,7 @@ class Keyring:
 
     # -- wrapping --------------------------------------------------------------------
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = self.nonces(_NONCE_BYTES)
         kek = self._keys[self.active_id]
         aad = _WRAP_AAD + self.active_id.encode()
         return self.active_id, nonce + AESGCM(kek).encrypt(nonce, dek, aad)
@@ -163,7 +179,7 @@ class Keyring:
     # -- values ----------------------------------------------------------------------
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
         dek = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(_NONCE_BYTES)
+        nonce = self.nonces(_NONCE_BYTES)
         ciphertext = nonce + AESGCM(dek).encrypt(nonce, plaintext, aad)
         kek_id, wrapped = self.wrap(dek)
         return Sealed(ciphertext, wrapped, kek_id)
@@ -184,7 +200,8 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     body = "# permatoken key-encryption keys, one per line; the last one is active.\n"
     body += "".join(base64.b64encode(k).decode() + "\n" for k in keys)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # 0600 from the first byte, not only after the chmod below (see docs/development.md).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # pragma: no mutate
     try:
         os.write(fd, body.encode())
         os.fsync(fd)

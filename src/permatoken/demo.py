@@ -3,6 +3,10 @@
 Starts the sandbox, makes a fresh home (SQLite + generated key) under ``.demo/``, adds a few
 credentials whose tokens live for minutes, then runs ``permatoken serve`` so a newcomer watches
 renewals and reminders happen live. Every command it runs is printed as you would type it.
+
+Ctrl-C stops everything cleanly (exit 0): the sandbox, the service and every command the demo
+runs live in sessions of their own, so the terminal's SIGINT reaches only the demo, which then
+stops them in order.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import http.server
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,7 +28,7 @@ from typing import Any
 
 import httpx
 
-ROOT = Path.cwd() / ".demo"
+ROOT = Path(".demo")
 
 
 def _free_port() -> int:
@@ -41,9 +46,11 @@ class _NoticeReceiver(http.server.BaseHTTPRequestHandler):
             data = json.loads(self.rfile.read(min(length, 1 << 20)) or b"{}")
         except ValueError:
             data = {}
-        title = data.get("title") or ""
-        body = " ".join(str(data.get("message") or "").split())
-        print(f"  \033[33mnotice | {title}: {body[:160]}\033[0m", flush=True)
+        title = str(data.get("title") or "")
+        lines = [line.rstrip() for line in str(data.get("message") or "").splitlines()]
+        # The whole notice, as a human receives it: its last lines say what to do.
+        text = "\n".join([f"  notice | {title}"] + [f"         | {line}" for line in lines if line])
+        print(f"\033[33m{text}\033[0m", flush=True)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -57,9 +64,10 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, duration: float | None) -> None:
+    def __init__(self, duration: float | None, root: Path = ROOT) -> None:
         self.duration = duration
-        self.home = ROOT / "home"
+        self.root = root.resolve()
+        self.home = self.root / "home"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.sandbox_port = _free_port()
         self.api_port = _free_port()
@@ -95,6 +103,7 @@ class Demo:
             env=self.env,
             capture_output=True,
             check=False,
+            start_new_session=True,  # Ctrl-C is the demo's to handle, not this command's
         )
         out = proc.stdout.decode()
         if proc.returncode and check:
@@ -110,7 +119,13 @@ class Demo:
         return r.json()
 
     def start(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(args, env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args,
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -127,11 +142,11 @@ class Demo:
 
     # --- steps ------------------------------------------------------------------------
     def run(self) -> None:
-        if ROOT.exists():
-            shutil.rmtree(ROOT)
-        ROOT.mkdir(parents=True)
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
         say("1. Start the sandbox (a faithful local imitation of Meta's Graph API)")
-        fixtures_path = ROOT / "fixtures.json"
+        fixtures_path = self.root / "fixtures.json"
         self.start(
             [
                 sys.executable,
@@ -142,7 +157,7 @@ class Demo:
                 "--fixtures-out",
                 str(fixtures_path),
             ],
-            ROOT / "sandbox.log",
+            self.root / "sandbox.log",
         )
         self._wait_for(
             lambda: fixtures_path.exists() and self._up(self.sandbox_url + "/_sandbox/clock"),
@@ -160,12 +175,13 @@ class Demo:
             "POST", "/_sandbox/tokens", {"kind": "system_user_60d", "app_id": app["id"]}
         )
         dash = self.sandbox("POST", "/_sandbox/tokens", {"kind": "dashboard", "app_id": app["id"]})
-        secret_file = ROOT / "app-secret.txt"
+        secret_file = self.root / "app-secret.txt"
         secret_file.write_text(app["secret"])
         secret_file.chmod(0o600)
 
         say("2. Initialise permatoken with its embedded defaults (SQLite, generated key)")
         self.cli("init")
+        self.second_shell()
 
         say("3. Add tokens: permatoken asks Meta's debug_token what each one really is")
         self.cli(
@@ -213,7 +229,21 @@ class Demo:
         else:
             self.time_travel()
         say("Done")
-        print(f"Everything the demo made is under {ROOT}. Run `make demo` again for a fresh start.")
+        print(
+            f"Everything the demo made is under {self.root}. Run `make demo` again for a fresh start."
+        )
+
+    def second_shell(self) -> None:
+        """How to run permatoken against this demo from another terminal."""
+        script = Path(sys.executable).with_name("permatoken")
+        command = shlex.quote(str(script)) if script.exists() else f"{sys.executable} -m permatoken"
+        exports = " ".join(
+            f"{var}={shlex.quote(self.env[var])}"
+            for var in ("PERMATOKEN_HOME", "PERMATOKEN_GRAPH_URL", "PERMATOKEN_CLOCK")
+        )
+        print("To look around from a second shell while the demo runs:")
+        print(f"  export {exports}")
+        print(f"  {command} status")
 
     def time_travel(self) -> None:
         say("4. Travel 2 minutes forward in the sandbox and renew (the token lives 3 minutes)")
@@ -235,7 +265,7 @@ class Demo:
             "demo",
             show="permatoken keys create --role admin --name demo",
         ).strip()
-        log = ROOT / "serve.log"
+        log = self.root / "serve.log"
         self.start([sys.executable, "-m", "permatoken", "serve", "--port", str(self.api_port)], log)
         api = f"http://127.0.0.1:{self.api_port}"
         self._wait_for(lambda: self._up(api + "/healthz"), "permatoken serve")
@@ -259,7 +289,7 @@ class Demo:
                     last_status = time.monotonic()
                     self.cli("status")
         except KeyboardInterrupt:
-            pass
+            print("\nstopping (Ctrl-C)…", flush=True)
         self.cli("status")
 
     # --- plumbing ------------------------------------------------------------------------
@@ -283,9 +313,11 @@ class Demo:
                 return
             for proc in self.procs:
                 if proc.poll() is not None:
-                    raise SystemExit(f"{what} exited early; see the logs in {ROOT}")
+                    raise SystemExit(f"{what} exited early; see the logs in {self.root}")
             time.sleep(0.1)
-        raise SystemExit(f"{what} did not start within {timeout:.0f} s; see the logs in {ROOT}")
+        raise SystemExit(
+            f"{what} did not start within {timeout:.0f} s; see the logs in {self.root}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,11 +328,21 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="stop after this many seconds (default: until Ctrl-C)",
     )
+    parser.add_argument(
+        "--dir", type=Path, default=ROOT, help="where the demo keeps its files (default .demo)"
+    )
     args = parser.parse_args(argv)
-    demo = Demo(args.duration)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # piped into make or a log: line by line
+    demo = Demo(args.duration, args.dir)
     try:
         demo.run()
+    except KeyboardInterrupt:
+        # Exit 0, not 130: make reports a failing recipe ("make: *** … Error 130") but stays
+        # quiet when the command it ran ends well after the Ctrl-C.
+        print(f"\nstopped (Ctrl-C). The demo's files are under {demo.root}.", flush=True)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         demo.stop_all()
 
 

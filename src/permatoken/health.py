@@ -38,17 +38,17 @@ def assess(
 
 
 def describe_left(expires_at: datetime | None, now: datetime) -> str:
-    """'never', 'expired 3 d ago', '21 h', '41 d'."""
+    """'never', '41 d', '21 h', '5 min', 'expired just now', 'expired 3 min ago', 'expired 3 d ago'."""
     if expires_at is None:
         return "never"
     seconds = (expires_at - now).total_seconds()
     if seconds <= 0:
-        ago = -seconds
-        return (
-            f"expired {ago / 86400:.0f} d ago"
-            if ago >= 86400
-            else f"expired {ago / 3600:.0f} h ago"
-        )
+        return "expired just now" if -seconds < 60 else f"expired {_span(-seconds)} ago"
+    return _span(seconds)
+
+
+def _span(seconds: float) -> str:
+    """A duration in the largest unit that keeps it above one (minutes at least)."""
     if seconds < 3600:
         return f"{max(seconds / 60, 1):.0f} min"
     if seconds < 86400 * 2:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from ._exceptions import GraphError, InputError, NotFoundError
+from ._exceptions import (
+    AlreadyExistsError,
+    GraphError,
+    InputError,
+    NotFoundError,
+    UpstreamUnreachableError,
+)
 from ._secret import Secret
 from .health import assess
 from .issuers import IssueContext, issuer_for
-from .models import CredentialStatus, Health, NewCredential, VersionMeta
+from .meta.errors import ErrorKind
+from .models import Credential, CredentialStatus, Health, NewCredential, VersionMeta
 from .rotation import meta_from_debug, plan_next
 from .settings import Settings
 from .store import Store
@@ -44,18 +52,10 @@ def add_credential(
     """
     from .service import build_engine
 
-    if spec.app_id is not None:
-        try:
-            store.get_app(spec.app_id)
-            if app_secret is not None:
-                store.put_app(spec.app_id, app_secret, actor=actor)
-        except NotFoundError:
-            if app_secret is None:
-                raise InputError(
-                    f"app {spec.app_id} is not registered yet",
-                    hint="give its secret once with --app-secret-file FILE (or --app-secret-env VAR)",
-                ) from None
-            store.put_app(spec.app_id, app_secret, actor=actor)
+    # Nothing is written before the whole add has succeeded: refuse a taken name before asking
+    # Meta anything, and register a new app in the same transaction as the credential.
+    _refuse_existing(store, spec.name)
+    app_secret, new_app_secret = _app_secret_for(store, spec.app_id, app_secret)
     engine = build_engine(settings, store)
     try:
         now = engine.clock.now()
@@ -65,8 +65,6 @@ def add_credential(
                 raise InputError(
                     f"the {spec.issuer} issuer cannot obtain a first value; supply the token"
                 )
-            from .models import Credential
-
             draft = Credential(
                 0,
                 spec.name,
@@ -89,12 +87,18 @@ def add_credential(
                 graph=engine.graph,
                 http=engine.http,
                 current_token=_no_current_token,
-                app_secret=lambda: store.app_secret(spec.app_id or ""),
+                app_secret=lambda: _known(app_secret, "the app secret"),
                 secret=lambda s: _draft_secret(secrets or {}, s),
                 reveal_credential=store.reveal,
                 current_dead=True,
             )
-            obtained = issuer.obtain(ctx)
+            try:
+                obtained = issuer.obtain(ctx)
+            except GraphError as exc:
+                upstream = unreachable(exc, settings, "obtain the first token", offline=False)
+                if upstream is None:
+                    raise
+                raise upstream from exc
             token = obtained.token
             secrets = dict(secrets or {}) | obtained.secret_updates
             if obtained.expiry_known:
@@ -104,8 +108,13 @@ def add_credential(
         advice: str | None = None
         if inspect_online and spec.app_id:
             try:
-                result = engine.inspect_value(token, spec.app_id)
+                result = engine.graph.debug_token(
+                    token, app_id=spec.app_id, app_secret=_known(app_secret, "the app secret")
+                )
             except GraphError as exc:
+                upstream = unreachable(exc, settings, "inspect the token", offline=True)
+                if upstream is not None:
+                    raise upstream from exc
                 raise InputError(
                     f"Meta could not inspect the token: {exc.error.describe()}",
                     hint=exc.error.advice or "check --app-id and the app secret, or use --offline",
@@ -133,7 +142,13 @@ def add_credential(
                 waba_ids=spec.waba_ids,
             )
         status = store.add_credential(
-            spec, token, meta, secrets=secrets, health=assess(Health.OK, meta, now), actor=actor
+            spec,
+            token,
+            meta,
+            secrets=secrets,
+            health=assess(Health.OK, meta, now),
+            actor=actor,
+            new_app_secret=new_app_secret,
         )
         cur = status.current
         assert cur is not None
@@ -156,6 +171,108 @@ def add_credential(
         return AddResult(store.status(spec.name), verdict_text, advice)
     finally:
         engine.close()
+
+
+def update_credential(
+    store: Store,
+    name: str,
+    changes: Mapping[str, Any],
+    *,
+    options: Mapping[str, object] | None = None,
+    unset: tuple[str, ...] = (),
+    app_secret: Secret | None = None,
+    actor: str = "cli",
+) -> Credential:
+    """Change a credential's details (app, business, WABAs, phone number, purpose, options).
+
+    A new app is registered in the same transaction; a registered app's secret is never
+    changed here (``permatoken app update`` does that). Refused changes write nothing.
+    """
+    cred = store.get(name)
+    if cred.rotation_step:
+        raise InputError(
+            f"{name} is being rotated (step {cred.rotation_step}); change it when that finished",
+            hint="`permatoken status` shows the step",
+        )
+    fields = dict(changes)
+    new_app_secret = None
+    if fields.get("app_id"):
+        _, new_app_secret = _app_secret_for(store, fields["app_id"], app_secret)
+    if options or unset:
+        merged = dict(cred.options) | dict(options or {})
+        for key in unset:
+            if key not in merged:
+                raise InputError(
+                    f"{name} has no option {key!r}",
+                    hint=f"its options: {', '.join(sorted(cred.options)) or 'none'}",
+                )
+            del merged[key]
+        fields["options"] = merged
+    return store.update_credential(name, actor=actor, new_app_secret=new_app_secret, **fields)
+
+
+def _refuse_existing(store: Store, name: str) -> None:
+    try:
+        store.get(name)
+    except NotFoundError:
+        return
+    raise AlreadyExistsError(
+        f"credential {name!r} already exists",
+        hint="use `permatoken rotate` or `permatoken remove` first",
+        name=name,
+    )
+
+
+def _app_secret_for(
+    store: Store, app_id: str | None, given: Secret | None
+) -> tuple[Secret | None, Secret | None]:
+    """(the secret to call Meta with, the secret to register with the credential or None).
+
+    A registered app keeps its secret: a different one given to ``add`` is refused, because
+    overwriting it would break every other credential of the app if the new one is wrong.
+    """
+    if app_id is None:
+        return given, None
+    try:
+        stored = store.app_secret(app_id)
+    except NotFoundError:
+        if given is None:
+            raise InputError(
+                f"app {app_id} is not registered yet",
+                hint="give its secret once with --app-secret-file FILE (or --app-secret-env VAR)",
+                app_id=app_id,
+            ) from None
+        return given, given
+    if given is not None and given != stored:
+        raise InputError(
+            f"app {app_id} is already registered with a different secret; nothing was changed",
+            hint=f"to change the app's secret run `permatoken app update {app_id} --secret-file FILE`; "
+            "to use the stored one leave out --app-secret-file",
+            app_id=app_id,
+        )
+    return stored, None
+
+
+def _known(secret: Secret | None, what: str) -> Secret:
+    if secret is None:
+        raise InputError(f"{what} is needed: give --app-id and --app-secret-file")
+    return secret
+
+
+def unreachable(
+    exc: GraphError, settings: Settings, doing: str, *, offline: bool
+) -> UpstreamUnreachableError | None:
+    """The error to show when Meta did not answer at all (``None`` for a real Graph answer)."""
+    if exc.http_status is not None or exc.error.kind is not ErrorKind.TRANSIENT:
+        return None
+    hint = "check the network and PERMATOKEN_GRAPH_URL, then try again"
+    if offline:
+        hint += "; or store the token without asking Meta: --offline with --expires-at or --never-expires"
+    return UpstreamUnreachableError(
+        f"cannot reach Meta at {settings.graph_url} to {doing}: {exc.error.message}",
+        hint=hint,
+        **exc.context,
+    )
 
 
 def _no_current_token() -> Secret:

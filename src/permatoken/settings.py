@@ -156,6 +156,7 @@ class Settings(BaseSettings):
     notify_events: list[str] = Field(
         default_factory=lambda: [
             "reminder",
+            "expired",
             "renewal_failed",
             "needs_human",
             "token_invalid",
@@ -218,6 +219,21 @@ class Settings(BaseSettings):
             raise ValueError("must look like v25.0")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        import re
+
+        if value is None:
+            return None
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if scheme is None:
+            raise ValueError("not a database URL")
+        backend = scheme.group(1).split("+")[0].lower()
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {backend[:20]!r}")
+        return value
+
     @field_validator("graph_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -257,9 +273,25 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         loc = [str(p) for p in first.get("loc", ())]
         field = ".".join(loc) or "settings"
-        env = "PERMATOKEN_" + "__".join(loc).upper()
+        message = str(first.get("msg")).removeprefix("Value error, ")
+        hint = "see docs/configuration.md for accepted values"
+        if field == "database_url":
+            hint = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db"
         raise ConfigError(
-            f"invalid setting {field} ({env}): {first.get('msg')}",
-            hint="see docs/configuration.md for accepted values",
+            f"invalid setting {field} ({_source_of(loc or [field], clean)}): {message}",
+            hint=hint,
             setting=field,
         ) from None
+
+
+def _source_of(loc: list[str], arguments: dict[str, Any]) -> str:
+    """Where a setting came from, named the way the user gave it (nested ones with ``__``)."""
+    field = loc[0]
+    if field in arguments:
+        return f"--{field.replace('_', '-')}"
+    env = "PERMATOKEN_" + "__".join(loc).upper()
+    if env in os.environ:
+        return env
+    config = os.environ.get("PERMATOKEN_CONFIG")
+    home = Path(os.environ.get("PERMATOKEN_HOME") or default_home())
+    return f"{Path(config) if config else home / 'config.toml'} or {env}"

@@ -53,12 +53,12 @@ def test_backup_refuses_to_overwrite_and_needs_out(
     out = tmp_path / "b.ptbackup"
     out.write_text("precious")
     refused = cli("backup", "--out", str(out))
-    assert refused.rc == 12 and "already exists" in refused.stderr
+    assert refused.rc == 14 and "already exists" in refused.stderr
     assert "--force" in refused.stderr and out.read_text() == "precious"
     assert cli("backup", "--out", str(out), "--force").rc == 0
     assert out.read_bytes().startswith(b"PTBACKUP")
     missing = cli("backup", "--out", str(tmp_path / "nope" / "b.ptbackup"))
-    assert missing.rc == 12 and "does not exist" in missing.stderr
+    assert missing.rc == 14 and "does not exist" in missing.stderr
     assert "mkdir -p" in missing.stderr
     bare = cli("backup")
     assert bare.rc == 2 and "permatoken backup --out FILE" in bare.stderr
@@ -98,13 +98,13 @@ def test_verify_of_a_changed_file_fails_with_a_reason(
     data[len(data) // 2] ^= 0x04
     out.write_bytes(bytes(data))
     human = run_cli("backup", "verify", str(out))
-    assert human.rc == 12
+    assert human.rc == 14
     assert (
         f"backup {out}: FAILED" in human.stderr
         and "reason: the backup's MAC does not match" in human.stderr
     )
     machine = cli("backup", "verify", str(out), "--json")
-    assert machine.rc == 12
+    assert machine.rc == 14
     report = machine.json()
     assert report["ok"] is False and report["code"] == "backup_tampered" and report["reason"]
 
@@ -132,7 +132,7 @@ def test_verify_on_a_machine_without_the_key_needs_the_passphrase(
     wrong = cli(
         *elsewhere, "backup", "verify", str(plain), "--passphrase-file", str(passphrase_file)
     )
-    assert wrong.rc == 12 and "without a passphrase" in wrong.stderr
+    assert wrong.rc == 14 and "without a passphrase" in wrong.stderr
 
 
 def test_backup_status_and_the_status_line_show_the_last_good_backup(
@@ -148,7 +148,7 @@ def test_backup_status_and_the_status_line_show_the_last_good_backup(
     line = cli("status").stdout
     assert "last backup: " in line and "ago, manual)" in line
     assert isinstance(json.loads(cli("status", "--json").stdout), list)  # unchanged shape
-    assert cli("backup", "--out", str(out)).rc == 12  # exists: a failed attempt is logged
+    assert cli("backup", "--out", str(out)).rc == 14  # exists: a failed attempt is logged
     failed = cli("backup", "status", "--json").json()
     assert failed["last_backup"]["path"] == str(out)
     assert "already exists" in failed["last_failure"]["error"]

@@ -146,7 +146,7 @@ def test_restore_over_data_is_refused_and_changes_nothing(
     url = settings.resolved_database_url
     before = all_rows(url)
     refused = cli("restore", str(out))
-    assert refused.rc == 12, refused.output
+    assert refused.rc == 14, refused.output
     assert "already holds data" in refused.stderr and "permatoken restore FILE" in refused.stderr
     assert all_rows(url) == before
     assert cli("--database-url", other_url, "init").rc == 0
@@ -155,7 +155,7 @@ def test_restore_over_data_is_refused_and_changes_nothing(
     )
     one_row = all_rows(other_url)
     refused = cli("--database-url", other_url, "restore", str(out))
-    assert refused.rc == 12 and "tenant_policies" in refused.stderr
+    assert refused.rc == 14 and "tenant_policies" in refused.stderr
     assert all_rows(other_url) == one_row
 
 
@@ -185,7 +185,7 @@ def test_a_tampered_or_truncated_file_is_refused_and_nothing_is_written(
     for variant in variants:
         bad.write_bytes(variant)
         refused = cli("--database-url", other_url, "restore", str(bad))
-        assert refused.rc == 12, refused.output
+        assert refused.rc == 14, refused.output
         assert "hint:" in refused.stderr and "permatoken backup verify" in refused.stderr
         _target_untouched(other_url)
 
@@ -237,7 +237,7 @@ def test_a_backup_from_a_newer_schema_is_refused(
         out = tmp_path / "new.ptbackup"
         assert cli("backup", "--out", str(out)).rc == 0
     refused = cli("--database-url", other_url, "restore", str(out))
-    assert refused.rc == 12
+    assert refused.rc == 14
     assert "(t9001) is newer than this permatoken knows" in refused.stderr
     assert "upgrade permatoken" in refused.stderr
     _target_untouched(other_url)
@@ -302,7 +302,7 @@ def test_a_wrong_passphrase_fails_cleanly_and_writes_nothing(
         "--home", str(target_home), "--database-url", url,
         "restore", str(out), "--passphrase-file", str(wrong),
     )  # fmt: skip
-    assert refused.rc == 12, refused.output
+    assert refused.rc == 14, refused.output
     assert (
         "passphrase does not open" in refused.stderr
         and "permatoken backup verify" in refused.stderr
@@ -394,5 +394,5 @@ def test_a_file_changed_after_its_check_is_not_loaded(
 
     monkeypatch.setattr(restore_mod, "verify_backup", verify_then_change)
     refused = cli("--database-url", other_url, "restore", str(out))
-    assert refused.rc == 12 and "MAC does not match" in refused.stderr
+    assert refused.rc == 14 and "MAC does not match" in refused.stderr
     _target_untouched(other_url)

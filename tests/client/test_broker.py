@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _waiting import wait_for
 from permatoken.client import (
     ApiKeyError,
     BrokerProtocolError,
@@ -83,13 +84,14 @@ def test_a_rotation_reaches_the_cache_within_a_second_without_a_failed_send(
         stop, results = threading.Event(), []
         sender = threading.Thread(target=_send_loop, args=(wa, stop, results, tag))
         sender.start()
-        time.sleep(0.3)
+        wait_for(lambda: len(results) >= 3, what="the sender to be sending")
         assert _rotate(world) == 2
         promoted = time.monotonic()
         while tokens.current().version != 2 and time.monotonic() - promoted < 2:
             time.sleep(0.005)
         lag = time.monotonic() - promoted
-        time.sleep(0.3)
+        sent = len(results)
+        wait_for(lambda: len(results) >= sent + 3, what="sends with the new token")
         stop.set()
         sender.join()
     assert tokens.current().version == 2 and lag < 1.0, f"cache lagged {lag:.2f} s"
@@ -108,9 +110,15 @@ def test_a_broker_restart_during_sends_loses_nothing(
             stop, results = threading.Event(), []
             sender = threading.Thread(target=_send_loop, args=(wa, stop, results, tag))
             sender.start()
-            time.sleep(0.3)
+            wait_for(lambda: len(results) >= 3, what="the sender to be sending")
             broker.stop()
-            time.sleep(2.0)
+            # The source has noticed the broker is gone, and sends go on with the cached token.
+            wait_for(
+                lambda: any(r.levelno == logging.WARNING for r in caplog.records),
+                what="the token source to notice the broker is down",
+            )
+            sent = len(results)
+            wait_for(lambda: len(results) >= sent + 20, what="sends while the broker is down")
             broker.start()
             assert _rotate(world) == 2  # the restarted broker's feed works again
             deadline = time.monotonic() + 15

@@ -106,3 +106,26 @@ def test_manual_token_gets_exactly_the_14_7_3_1_day_reminders_even_across_a_rest
     sched.tick()
     sched.deliverer.run_once()
     assert len(sent.messages) == 4
+
+
+def test_a_manual_token_that_expires_gets_one_expired_notice(world: World) -> None:
+    """After the reminders, the expiry itself is announced once, with what to do."""
+    value = world.add(
+        "acme/short", issuer="manual", expires_in=3 * DAY, options={"notify": ["json://ops/a"]}
+    )
+    sent = Sent()
+    sched = world.scheduler(sender=sent)
+    for _ in range(6):
+        world.advance(DAY)
+        sched.tick()
+        sched.deliverer.run_once()
+    titles = [t for _, t, _ in sent.messages]
+    # One notice for the expiry (not a second "no longer valid" from the daily inspection).
+    assert titles == [
+        "[permatoken] acme/short expires in 3d or less",
+        "[permatoken] acme/short expires in 1d or less",
+        "[permatoken] acme/short has expired",
+    ]
+    body = sent.messages[-1][2]
+    assert "permatoken rotate acme/short --token-file FILE" in body
+    assert value not in "".join(t + b for _, t, b in sent.messages)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from _live_sandbox import ThreadSandbox, ThreadServer
+from _waiting import wait_for
 from permatoken._secret import Secret
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.rotation import RenewalEngine
@@ -145,10 +145,7 @@ def add_manual(
 
 def until(condition: Callable[[], object], timeout: float = 60.0) -> None:
     """Wait for an observable condition (polling), failing the test if it never holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
+    wait_for(condition, what="the condition", timeout=timeout)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from _waiting import wait_for
 from permatoken.server.audit import AuditLog, AuditRecord
 from permatoken.store import Store
 
@@ -122,7 +123,13 @@ def test_buffered_reads_are_written_on_a_clean_shutdown(
     client = live_broker.client(live_broker.key("app", "acme/*"))
     for _ in range(7):
         assert client.get("/v1/tokens/acme/wa").status_code == 200
-    time.sleep(1.0)  # past the 0.5 s flush interval, well inside the 10 s read window
+    # A refused key is audited by the next background flush: once it is in the chain, a flush
+    # has run after the reads (well inside their 10 s window) and must have left them buffered.
+    assert live_broker.client("pt_" + "z" * 43).get("/v1/tokens/acme/wa").status_code == 401
+    wait_for(
+        lambda: any(r.action == "auth.failed" for r in AuditLog(live_broker.store).list(limit=50)),
+        what="a background audit flush",
+    )
     assert not [r for r in AuditLog(live_broker.store).list(limit=50) if r.action == "token.read"]
     live_broker.stop()
     reads = [r for r in AuditLog(live_broker.store).list(limit=50) if r.action == "token.read"]

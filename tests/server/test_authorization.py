@@ -4,15 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from permatoken._secret import Secret
 
 from .conftest import LiveBroker, add_manual
 
-ROLES = ("admin", "admin_all", "operator", "reader", "app")
+ROLES = ("admin", "admin_all", "operator", "reader", "app", "admin_deep", "app_deep")
+#: The grant each role's key is created with (None: no grant, i.e. every credential).
+GRANT = {
+    "admin": "acme/*",
+    "admin_all": None,
+    "operator": "acme/*",
+    "reader": "acme/*",
+    "app": "acme/*",
+    "admin_deep": "acme/**",
+    "app_deep": "acme/**",
+}
+#: Credential names the matrix runs on, and which of them each grant covers (written out by
+#: hand: deriving it from ``grant_matches`` would test the code against itself). Grants match
+#: segment by segment: ``acme/*`` is one segment under acme, ``acme/**`` any depth under it,
+#: neither reaches a tenant that only starts with "acme" nor "acme" itself.
+NAMES = (
+    "acme/wa",
+    "other/wa",
+    "acme/eu/x",
+    "acmecorp/x",
+    "acme/wa.eu-1",
+    "acme-eu/wa",
+    "acme/eu-1/x.y",
+    "acme",
+)
+COVERED = {
+    "acme/*": {"acme/wa", "acme/wa.eu-1"},
+    "acme/**": {"acme/wa", "acme/wa.eu-1", "acme/eu/x", "acme/eu-1/x.y"},
+}
 OK, NO = "ok", 403
-# role → (status for a credential inside the key's grant acme/*, status for one outside it)
+# role → (status for a credential inside the key's grant, status for one outside it)
 READ = {
     "admin": (200, NO),
     "admin_all": (200, 200),
@@ -44,6 +73,8 @@ MANAGE = {
 VIEW_ANY = {"admin": 200, "admin_all": 200, "operator": 200, "reader": 200, "app": NO}
 MANAGE_ANY = {"admin": 200, "admin_all": 200, "operator": 200, "reader": NO, "app": NO}
 ADMIN_ONLY = {"admin": OK, "admin_all": OK, "operator": NO, "reader": NO, "app": NO}
+for _table in (READ, REPORT, VIEW, MANAGE, VIEW_ANY, MANAGE_ANY, ADMIN_ONLY):
+    _table.update(admin_deep=_table["admin"], app_deep=_table["app"])
 
 # (method, path with {n} for the credential, JSON body or None, expectations)
 NAMED: list[tuple[str, str, Any, dict[str, tuple[Any, Any]]]] = [
@@ -78,7 +109,15 @@ UNNAMED: list[tuple[str, str, Any, dict[str, Any]]] = [
         "GET",
         "/v1/stream",
         None,
-        {"admin": 200, "admin_all": 200, "operator": NO, "reader": NO, "app": 200},
+        {
+            "admin": 200,
+            "admin_all": 200,
+            "operator": NO,
+            "reader": NO,
+            "app": 200,
+            "admin_deep": 200,
+            "app_deep": 200,
+        },
     ),
     ("GET", "/metrics", None, VIEW_ANY),
 ]
@@ -87,22 +126,26 @@ PUBLIC = ["/healthz", "/readyz", "/openapi.json"]
 
 @pytest.fixture
 def world_for_matrix(live_broker: LiveBroker, new_token: Any) -> dict[str, str]:
-    for tenant in ("acme", "other"):
-        add_manual(live_broker.store, f"{tenant}/wa", new_token())
-        live_broker.engine.rotate(f"{tenant}/wa", value=Secret(new_token()))  # v2; v1 is previous
+    for name in NAMES:
+        add_manual(live_broker.store, name, new_token())
+        live_broker.engine.rotate(name, value=Secret(new_token()))  # v2; v1 is previous
         for role in ROLES:
-            add_manual(live_broker.store, f"{tenant}/wa-del-{role}", new_token())
+            add_manual(live_broker.store, f"{name}-del-{role}", new_token())
+    # Every token in the broker's cache: reads by a key already seen take the fast path
+    # (BrokerApp._cached_read), which must refuse exactly what the router refuses.
+    warm = live_broker.client(live_broker.key("admin"))
+    for name in NAMES:
+        assert warm.get(f"/v1/tokens/{name}").status_code == 200
     keys = {
         role: live_broker.key(
-            role.removesuffix("_all"), *(() if role == "admin_all" else ("acme/*",))
+            role.removesuffix("_all").removesuffix("_deep"), *filter(None, [GRANT[role]])
         )
         for role in ROLES
     }
     return keys
 
 
-def _call(lb: LiveBroker, key: str | None, method: str, path: str, body: Any) -> int:
-    c = lb.client(key)
+def _call(c: httpx.Client, method: str, path: str, body: Any) -> int:
     if path.startswith("/v1/stream"):
         with c.stream(method, path) as r:
             return r.status_code
@@ -129,13 +172,16 @@ def _matches(expected: Any, status: int) -> bool:
 def test_authorization_matrix(
     live_broker: LiveBroker, world_for_matrix: dict[str, str], role: str
 ) -> None:
-    """Each role reaches exactly what its role and grant acme/* allow, on every route."""
-    key = world_for_matrix[role]
+    """Each role reaches exactly what its role and grant (acme/* or acme/**) allow, on every
+    route, for names of every depth and with dots and dashes."""
+    client = live_broker.client(world_for_matrix[role])
     failures = []
+    grant = GRANT[role]
     for method, path, body, table in NAMED:
-        for which, tenant in ((0, "acme"), (1, "other")):
-            subs = {"n": f"{tenant}/wa", "role": role}
-            status = _call(live_broker, key, method, _fill(path, **subs), _fill(body, **subs))
+        for name in NAMES:
+            which = 0 if grant is not None and name in COVERED[grant] else 1
+            subs = {"n": name, "role": role}
+            status = _call(client, method, _fill(path, **subs), _fill(body, **subs))
             if not _matches(table[role][which], status):
                 failures.append(
                     f"{method} {_fill(path, **subs)}: {status}, expected {table[role][which]}"
@@ -145,7 +191,7 @@ def test_authorization_matrix(
         from permatoken.server.keystore import KeyStore
 
         spare_id = next(k.id for k in KeyStore(live_broker.store).list() if k.prefix == spare[:7])
-        status = _call(live_broker, key, method, path.replace("{spare}", spare_id), body)
+        status = _call(client, method, path.replace("{spare}", spare_id), body)
         if not _matches(expected[role], status):
             failures.append(f"{method} {path}: {status}, expected {expected[role]}")
     assert not failures, "\n".join(failures)
@@ -156,13 +202,12 @@ def test_nothing_answers_without_a_key_but_health_and_openapi(
 ) -> None:
     """Every route refuses a request without a key (401) except /healthz, /readyz, /openapi.json."""
     add_manual(live_broker.store, "acme/wa", new_token())
+    anonymous = live_broker.client()
     for method, path, body, _ in NAMED:
         subs = {"n": "acme/wa", "role": "anon"}
-        assert _call(live_broker, None, method, _fill(path, **subs), _fill(body, **subs)) == 401, (
-            path
-        )
+        assert _call(anonymous, method, _fill(path, **subs), _fill(body, **subs)) == 401, path
     for method, path, body, _ in UNNAMED:
-        assert _call(live_broker, None, method, path.replace("{spare}", "kabc"), body) == 401, path
+        assert _call(anonymous, method, path.replace("{spare}", "kabc"), body) == 401, path
     for path in PUBLIC:
         assert live_broker.client().get(path).status_code == 200, path
     r = live_broker.client().get("/v1/tokens/acme/wa")
@@ -200,3 +245,25 @@ def test_repeated_failed_authentication_is_slowed_down(live_broker: LiveBroker) 
     assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
     r = bad.get("/v1/credentials")
     assert int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == "too_many_failures"
+
+
+@pytest.mark.parametrize("grant", ["acme/*", "acme/**"])
+def test_lists_show_only_the_names_a_grant_covers(
+    live_broker: LiveBroker, new_token: Any, grant: str
+) -> None:
+    """Credentials, events and audit records listed to a reader key are filtered segment by
+    segment, at every depth: never a deeper name for acme/*, never acmecorp/ or acme-eu/."""
+    for name in NAMES:
+        add_manual(live_broker.store, name, new_token())
+    admin = live_broker.client(live_broker.key("admin"))
+    for name in NAMES:  # one audit record per name
+        assert (
+            admin.patch(f"/v1/credentials/{name}", json={"purpose": "messaging"}).status_code == 200
+        )
+    reader = live_broker.client(live_broker.key("reader", grant))
+    listed = {c["name"] for c in reader.get("/v1/credentials").json()["items"]}
+    assert listed == COVERED[grant]
+    events = {e["name"] for e in reader.get("/v1/events").json()["items"]}
+    assert events == COVERED[grant]
+    audited = {r["target"] for r in reader.get("/v1/audit").json()["items"]}
+    assert audited == COVERED[grant]

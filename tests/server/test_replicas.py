@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from _waiting import wait_for
 from permatoken.server.keystore import KeyStore
 from permatoken.settings import load_settings
 from permatoken.store import Store, open_store
@@ -70,6 +71,13 @@ class Replica:
         return err
 
 
+def _waiters(url: str, headers: dict[str, str]) -> float:
+    """The replica's ``permatoken_waiters`` gauge (long-polls and streams waiting)."""
+    text = httpx.get(url + "/metrics", headers=headers).text
+    m = re.search(r"^permatoken_waiters (\S+)$", text, re.MULTILINE)
+    return float(m.group(1)) if m else 0.0
+
+
 @pytest.fixture
 def pg_store(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     from conftest import init_store
@@ -111,7 +119,11 @@ def test_a_rotation_on_replica_b_wakes_a_long_poll_on_replica_a(
 
         waiter = threading.Thread(target=wait)
         waiter.start()
-        time.sleep(0.5)
+        # Rotate on B only once A's long-poll is parked (its gauge rises in the same step as
+        # it registers), so the cross-replica notification is what answers it.
+        wait_for(
+            lambda: _waiters(a.url, headers) >= 1, what="the long-poll on replica A to be waiting"
+        )
         rotated = httpx.post(
             b.url + "/v1/credentials/acme/wa/rotate",
             json={"force": True},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from _waiting import wait_for
 from permatoken._secret import Secret
 
 from .conftest import LiveBroker, add_manual
@@ -19,6 +21,17 @@ def _rotate_by_hand(lb: LiveBroker, name: str, value: str) -> int:
     assert outcome.status == "rotated", outcome
     assert outcome.version is not None
     return outcome.version
+
+
+def _waiting(lb: LiveBroker) -> int:
+    """Long-polls registered with the broker's change hub, counted on the broker's own loop."""
+    loop = lb.broker.hub.loop
+    assert loop is not None
+
+    async def count() -> int:
+        return lb.broker.hub.waiting
+
+    return asyncio.run_coroutine_threadsafe(count(), loop).result(10)
 
 
 def test_read_returns_the_current_token_with_an_etag(
@@ -56,7 +69,8 @@ def test_a_rotation_wakes_a_long_poll_and_refreshes_the_cache(
     waiter = threading.Thread(target=wait)
     started = time.monotonic()
     waiter.start()
-    time.sleep(0.3)
+    # Rotate only once the waiter is parked on the hub, so the wake-up is what answers it.
+    wait_for(lambda: _waiting(live_broker) == 1, what="the long-poll to register with the hub")
     _rotate_by_hand(live_broker, "acme/wa", fresh)
     waiter.join(timeout=30)
     r: httpx.Response = result["response"]

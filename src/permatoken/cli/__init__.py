@@ -7,10 +7,11 @@ Errors are :class:`~permatoken.PermatokenError` subclasses; :func:`main` prints 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from typing import Any
 
 import typer
-from rich.markup import escape
 
 from .._exceptions import (
     AlreadyExistsError,
@@ -21,15 +22,17 @@ from .._exceptions import (
     CryptoError,
     GraphError,
     InputError,
+    ListenError,
     NotFoundError,
     PermatokenError,
     RotationError,
     StoreError,
+    UpstreamUnreachableError,
 )
 from .._secret import redact
 from .app import app, err_console
 
-# Most specific first.
+# Most specific first. docs/cli.md documents every code.
 EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (InputError, 2),
     (NotFoundError, 3),
@@ -37,12 +40,15 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (StoreError, 5),
     (CryptoError, 6),
     (ConfigError, 7),
+    (UpstreamUnreachableError, 12),
     (GraphError, 8),
     (RotationError, 9),
     (AuthError, 10),
     (BrokerError, 11),
-    (BackupError, 12),
+    (ListenError, 13),
+    (BackupError, 14),
 ]
+INTERRUPTED = 130
 INTERNAL_ERROR = 70
 
 # Typer >= 0.2x vendors click (typer._click) and no longer depends on it; older versions use
@@ -61,7 +67,7 @@ def exit_code_for(exc: PermatokenError) -> int:
 
 
 def _import_commands() -> None:
-    from . import (  # noqa: F401  # noqa: F401
+    from . import (  # noqa: F401
         apikeys,
         apps,
         audit,
@@ -70,21 +76,53 @@ def _import_commands() -> None:
         delivery,
         keys,
         maintenance,
+        onboard,
         policy,
         rotation,
         serve,
     )
 
 
+class _CtrlC:
+    """Notes a Ctrl-C before Click sees it: Click turns it into ``Exit(130)`` (or ``Abort``,
+    depending on the version) and says nothing, so :func:`main` says "interrupted" itself."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (also calls sys.exit)."""
     _import_commands()
     command = typer.main.get_command(app)
+    ctrl_c = _CtrlC()
     try:
-        # Without standalone mode click *returns* the code of a ``typer.Exit`` instead of raising.
-        result = command.main(args=argv, prog_name="permatoken", standalone_mode=False)
+        with ctrl_c:
+            # Without standalone mode click *returns* the code of a ``typer.Exit``.
+            result = command.main(args=argv, prog_name="permatoken", standalone_mode=False)
         code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        if ctrl_c.seen:
+            err_console.print("interrupted")
+            code = INTERRUPTED
     except PermatokenError as exc:
+        from rich.markup import escape
+
         # Messages quote user input (names, paths): escape it so Rich never parses it as markup.
         err_console.print(
             f"[bold red]error:[/] {escape(redact(exc.message))}", highlight=False, markup=True
@@ -93,15 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print(f"[dim]hint:[/] {escape(redact(exc.hint))}", highlight=False)
         code = exit_code_for(exc)
     except typer.Abort:
-        err_console.print("aborted")
-        code = 1
+        # A "no" at a confirmation prompt, or (older Click) Ctrl-C inside a command.
+        err_console.print("interrupted" if ctrl_c.seen else "aborted")
+        code = INTERRUPTED if ctrl_c.seen else 1
     except typer.Exit as exc:
         code = exc.exit_code
     except _ClickException as exc:
         exc.show(file=sys.stderr)  # type: ignore[attr-defined]
         code = exc.exit_code  # type: ignore[attr-defined]
     except KeyboardInterrupt:
-        code = 130
+        err_console.print("interrupted")
+        code = INTERRUPTED
     except Exception as exc:
         if os.environ.get("PERMATOKEN_DEBUG") == "1":
             raise

@@ -6,7 +6,6 @@ import getpass
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .app import console, err_console, keys_app, print_json, state
 
@@ -66,6 +65,8 @@ def list_keys(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json"
     """Broker API keys (ids, roles, grants; never the keys themselves)."""
     from datetime import UTC, datetime
 
+    from rich.table import Table
+
     from ..server.keystore import KeyStore
 
     store = state(ctx).open_store()
@@ -98,7 +99,9 @@ def list_keys(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json"
 @keys_app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+    key_id: Annotated[
+        str, typer.Argument(metavar="KEY_ID", help="The key's id (from `permatoken keys list`).")
+    ],
 ) -> None:
     """Revoke a broker API key (every replica refuses it within a few seconds)."""
     from ..server.keystore import KeyStore

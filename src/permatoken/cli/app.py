@@ -1,4 +1,9 @@
-"""The Typer application, global options and shared helpers for command modules."""
+"""The Typer application, global options and shared helpers for command modules.
+
+Command modules are imported for every invocation (``--help`` lists them all), so at module
+level they import only Typer and permatoken's light modules; Rich, settings (pydantic),
+SQLAlchemy and httpx are imported inside the commands that use them (``bench/bench_startup.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,57 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
-from .._exceptions import InputError
-from .._secret import Secret
-from ..models import validate_token_value
-from ..settings import Settings, load_settings
+from .._exceptions import InputError, ListenError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .._secret import Secret
+    from ..settings import Settings
+
+
+def sub_app(help: str) -> typer.Typer:
+    """A command group; plain help text like the top level (Rich is not loaded for --help)."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+#: The order of `permatoken --help`: the way a user meets the commands.
+COMMAND_ORDER = (
+    "init",
+    "add",
+    "update",
+    "status",
+    "list",
+    "get",
+    "inspect",
+    "rotate",
+    "revoke",
+    "remove",
+    "serve",
+    "exec",
+    "render",
+    "app",
+    "keys",
+    "policy",
+    "audit",
+    "doctor",
+    "sandbox",
+)
+
+
+class Group(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda n: rank.get(n, len(rank)))
+
 
 app = typer.Typer(
+    cls=Group,
     name="permatoken",
     help="Keeps WhatsApp Business Platform API tokens alive.",
     no_args_is_help=True,
@@ -24,14 +69,50 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-keys_app = typer.Typer(
-    help="Key-encryption keys (rotate, status) and broker API keys.", no_args_is_help=True
-)
+keys_app = sub_app("Key-encryption keys (rotate, status) and broker API keys.")
 app.add_typer(keys_app, name="keys")
 
-# Piped output is read by people too (CI logs, `| less`): don't squeeze tables to 80 columns.
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class Command(TyperCommand):
+    """A command whose usage line leaves out hidden parameters (the argv-secret traps)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not getattr(param, "hidden", False):
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class _LazyConsole:
+    """A Rich console created on first use: importing Rich costs more than `--help` itself."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            options = dict(self._options)
+            if options.pop("wide_when_piped", False):
+                # Piped output is read by people too (CI logs, `| less`): don't squeeze tables.
+                options["width"] = None if sys.stdout.isatty() else 160
+            self._console = Console(**options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+def rich_console(lazy: Console) -> Console:
+    """The Rich console behind ``console``/``err_console``, for Rich APIs that take one."""
+    return cast("Console", lazy.real()) if isinstance(lazy, _LazyConsole) else lazy
+
+
+console = cast("Console", _LazyConsole(highlight=False, soft_wrap=True, wide_when_piped=True))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
 class State:
@@ -44,6 +125,8 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from ..settings import load_settings
+
             self._settings = load_settings(**self.overrides)
         return self._settings
 
@@ -51,6 +134,18 @@ class State:
         from ..store import open_store
 
         return open_store(self.settings, check_schema=check_schema)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("permatoken")
+        except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+            number = "unknown (not installed)"
+        sys.stdout.write(f"permatoken {number}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -68,6 +163,12 @@ def _global(
     key_file: Annotated[
         Path | None, typer.Option("--key-file", help="Key file (PERMATOKEN_KEY_FILE).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = State({"home": home, "database_url": database_url, "key_file": key_file})
 
@@ -84,6 +185,8 @@ def print_json(data: Any) -> None:
 
 def read_token(token_file: Path | None, from_env: str | None, *, what: str = "token") -> Secret:
     """Read a secret from exactly one of: a file (``-`` is stdin), an environment variable, stdin."""
+    from ..models import validate_token_value
+
     if token_file is not None and from_env is not None:
         raise InputError("give either --token-file or --from-env, not both")
     if from_env is not None:
@@ -123,3 +226,42 @@ REFUSE_ARGV = (
     "refusing a secret given on the command line: it would be visible in `ps` and your shell "
     "history. Pipe it on stdin, or use --token-file FILE or --from-env VAR"
 )
+
+
+#: How to retry each listening command elsewhere (spelled out so tests can check every hint).
+_ELSEWHERE = {
+    "serve": ("`permatoken serve --port N`", "`permatoken serve --host 127.0.0.1`"),
+    "sandbox": ("`permatoken sandbox --port N`", "`permatoken sandbox --host 127.0.0.1`"),
+}
+
+
+def listen_error(exc: OSError, command: str, host: str, port: int) -> ListenError:
+    """What to tell a user whose ``serve``/``sandbox`` cannot bind ``host:port``."""
+    import errno
+    import socket
+
+    other_port, other_host = _ELSEWHERE[command]
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return ListenError(
+            f"cannot listen on {where}: the port is already in use by another process",
+            hint=f"choose another port with {other_port} (0 picks a free one), "
+            f"or stop the process that listens on port {port}",
+            host=host,
+            port=port,
+        )
+    if exc.errno == errno.EACCES:
+        return ListenError(
+            f"cannot listen on {where}: permission denied (ports below 1024 need privileges)",
+            hint=f"choose a port above 1024 with {other_port}",
+            host=host,
+            port=port,
+        )
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return ListenError(
+            f"cannot listen on {where}: {host} is not an address of this machine",
+            hint=f"use {other_host} (or 0.0.0.0 for every interface)",
+            host=host,
+            port=port,
+        )
+    return ListenError(f"cannot listen on {where}: {exc.strerror or exc}", host=host, port=port)

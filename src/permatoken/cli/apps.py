@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from .._exceptions import InputError
-from .._secret import Secret
-from .app import REFUSE_ARGV, app, console, print_json, read_token, state
+from .._exceptions import AlreadyExistsError, InputError, NotFoundError
+from .app import REFUSE_ARGV, Command, app, console, print_json, read_token, state, sub_app
 
-app_app = typer.Typer(
-    help="Meta apps (id + secret) used to inspect, refresh and mint tokens.", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from .._secret import Secret
+
+app_app = sub_app("Meta apps (id + secret) used to inspect, refresh and mint tokens.")
 app.add_typer(app_app, name="app")
 
 
@@ -24,10 +23,10 @@ def read_app_secret(secret_file: Path | None, secret_env: str | None) -> Secret 
     return read_token(secret_file, secret_env, what="app secret")
 
 
-@app_app.command("add")
+@app_app.command("add", cls=Command)
 def add(
     ctx: typer.Context,
-    app_id: Annotated[str, typer.Argument(help="The Meta app id.")],
+    app_id: Annotated[str, typer.Argument(metavar="APP_ID", help="The Meta app id.")],
     secret_arg: Annotated[str | None, typer.Argument(hidden=True, show_default=False)] = None,
     secret_file: Annotated[
         Path | None,
@@ -56,6 +55,16 @@ def add(
     )
     store = state(ctx).open_store()
     try:
+        try:
+            store.get_app(app_id)
+        except NotFoundError:
+            pass
+        else:  # replacing a secret that other credentials rely on is `app update`'s job
+            raise AlreadyExistsError(
+                f"app {app_id} is already registered; nothing was changed",
+                hint=f"to change its secret run `permatoken app update {app_id} --secret-file FILE`",
+                app_id=app_id,
+            )
         a = store.put_app(
             app_id, secret, name=name, require_app_secret=require_app_secret, actor="cli"
         )
@@ -67,7 +76,7 @@ def add(
 @app_app.command("update")
 def update(
     ctx: typer.Context,
-    app_id: Annotated[str, typer.Argument()],
+    app_id: Annotated[str, typer.Argument(metavar="APP_ID")],
     secret_file: Annotated[Path | None, typer.Option("--secret-file")] = None,
     secret_env: Annotated[str | None, typer.Option("--secret-env")] = None,
     name: Annotated[str | None, typer.Option()] = None,
@@ -89,6 +98,8 @@ def update(
 @app_app.command("list")
 def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Registered apps (never their secrets)."""
+    from rich.table import Table
+
     store = state(ctx).open_store()
     try:
         apps = store.list_apps()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .app import app, console, err_console, print_json, state
+from .app import app, console, err_console, print_json, state, sub_app
 
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+audit_app = sub_app("The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
 
 
@@ -82,6 +81,8 @@ def list_records(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The newest audit records."""
+    from rich.table import Table
+
     from ..server.audit import AuditLog
 
     store = state(ctx).open_store()

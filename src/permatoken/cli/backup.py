@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .._exceptions import InputError, PermatokenError, StoreError
 from .app import app, console, err_console, print_json, state
@@ -60,7 +59,7 @@ def backup(
             raise InputError(
                 f"options before `{ctx.invoked_subcommand}` belong to `permatoken backup --out "
                 "FILE`; put them after the subcommand",
-                hint=f"e.g. `permatoken backup {ctx.invoked_subcommand} --json`",
+                hint="e.g. `permatoken backup verify FILE --json`, not `--json verify FILE`",
             )
         return
     if out is None:
@@ -212,6 +211,8 @@ def verify(
         "(checked in memory, not shown)",
         markup=False,
     )
+    from rich.table import Table
+
     table = Table(header_style="bold")
     table.add_column("TABLE")
     table.add_column("ROWS", justify="right")

@@ -82,7 +82,9 @@ def exec_command(
     ctx: typer.Context,
     command: Annotated[
         list[str],
-        typer.Argument(help="The command and its arguments, after `--`.", show_default=False),
+        typer.Argument(
+            metavar="COMMAND", help="The command and its arguments, after `--`.", show_default=False
+        ),
     ],
     env: Annotated[
         list[str], typer.Option("--env", help="VAR=CREDENTIAL (repeatable).", show_default=False)
@@ -98,7 +100,11 @@ def exec_command(
 ) -> None:
     """Run COMMAND with tokens in its environment; restart or signal it on every rotation.
 
-    Example: permatoken exec --env WHATSAPP_TOKEN=acme/messaging -- python app.py
+    Example:
+
+    \b
+        permatoken exec --env WHATSAPP_TOKEN=acme/messaging -- python app.py
+
     The exit status is the command's (128+N if signal N ended it).
     """
     from ..client.delivery import Supervisor, parse_on_rotate
@@ -121,7 +127,9 @@ def exec_command(
 @app.command()
 def render(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Credential name, e.g. acme/messaging.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Credential name, e.g. acme/messaging.")
+    ],
     out: Annotated[
         Path, typer.Option("--out", help="File to write (mode 0600, replaced atomically).")
     ],

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
 from .._exceptions import CryptoError
-from .app import console, keys_app, print_json, state
+from .app import console, keys_app, print_json, rich_console, state
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -28,6 +26,8 @@ def rotate(
     With PERMATOKEN_KEY, append the new key to that (comma-separated) value yourself, then run
     this command to re-wrap; with a key file the new key is generated and appended for you.
     """
+    from rich.progress import Progress
+
     from ..crypto import Keyring, generate_key, read_key_file_keys, write_key_file
 
     st = state(ctx)
@@ -47,7 +47,7 @@ def rotate(
                 console.print(f"added a new key to {path}")
             store.keyring = Keyring.from_file(path)
         total = sum(n for k, n in store.kek_usage().items() if k != store.keyring.active_id)
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=rich_console(console), transient=True) as progress:
             task = progress.add_task("re-wrapping data keys", total=total or 1)
             done = store.rewrap(progress=lambda n: progress.advance(task, n))
         console.print(f"re-wrapped {done} data keys under {store.keyring.active_id}")
@@ -90,6 +90,8 @@ def _prune(store: Store, settings: Settings) -> None:
 @keys_app.command("status")
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Which key-encryption keys are loaded and how many data keys each wraps."""
+    from rich.table import Table
+
     store = state(ctx).open_store()
     try:
         usage = store.kek_usage()

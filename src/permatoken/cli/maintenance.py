@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from .._exceptions import PermatokenError
-from .app import app, console, print_json, state
+from .app import app, console, listen_error, print_json, state
 
 
 def _check(results: list[dict[str, Any]], name: str, fn: Any) -> Any:
@@ -60,7 +59,7 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
         url = settings.resolved_database_url
 
         def database() -> str:
-            engine = store_engine.create_engine(url)
+            engine = store_engine.create_engine(url, create=False)
             try:
                 with store_engine.translated(url):
                     rev = store_engine.check_schema(engine)
@@ -95,6 +94,8 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     if as_json:
         print_json(results)
     else:
+        from rich.markup import escape
+
         for r in results:
             mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
             console.print(f"{mark} {r['check']}: {escape(str(r['detail']))}")
@@ -113,6 +114,16 @@ def sandbox(
     ] = None,
 ) -> None:
     """Serve the local imitation of Meta's Graph API (for tests, demos and your own integration tests)."""
+    import socket
+
     from .. import sandbox as sandbox_mod
 
+    # The sandbox binds first thing; try the address here so a busy port gets a clear error.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise listen_error(exc, "sandbox", host, port) from None
     sandbox_mod.serve(host, port, fixtures_out)

@@ -8,11 +8,10 @@ import typer
 
 from .._exceptions import InputError
 from ..models import validate_name
-from .app import app, console, print_json, state
+from .app import app, console, print_json, state, sub_app
 
-policy_app = typer.Typer(
-    help="Show or change renewal policies (per credential, or per tenant with --tenant).",
-    no_args_is_help=True,
+policy_app = sub_app(
+    "Show or change renewal policies (per credential, or per tenant with --tenant)."
 )
 app.add_typer(policy_app, name="policy")
 
@@ -51,7 +50,7 @@ def _lifetime(store: Any, name: str) -> float | None:
 @policy_app.command("show")
 def show(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Credential name.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Credential name.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Show a tenant's layer instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -97,7 +96,7 @@ def show(
 @policy_app.command("set")
 def set_(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Credential name.")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Credential name.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Set the tenant layer instead.")] = None,
     renew_at: Annotated[
         str | None, typer.Option("--renew-at", help="Fraction of the lifetime, e.g. 0.66.")

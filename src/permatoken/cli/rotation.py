@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,13 +14,19 @@ from ..models import validate_name
 from ..timeutil import isoformat
 from .app import app, console, print_json, read_token, state
 
+if TYPE_CHECKING:
+    from .._secret import Secret
+    from ..models import Credential
+
 
 @app.command()
 def inspect(
     ctx: typer.Context,
     name: Annotated[
         str | None,
-        typer.Argument(help="A stored credential; omit to inspect a token read from stdin."),
+        typer.Argument(
+            metavar="NAME", help="A stored credential; omit to inspect a token read from stdin."
+        ),
     ] = None,
     app_id: Annotated[
         str | None, typer.Option("--app-id", help="The app to ask with (for a token from stdin).")
@@ -32,6 +39,8 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ask Meta what a token really is (debug_token) and print the verdict."""
+    from .._exceptions import GraphError
+    from ..onboarding import unreachable
     from ..service import build_engine
 
     st = state(ctx)
@@ -52,6 +61,11 @@ def inspect(
             result = engine.inspect_value(token, app_id)
             said = engine.describe(result)
             health = "ok" if result.is_valid else "invalid"
+    except GraphError as exc:
+        upstream = unreachable(exc, st.settings, "inspect the token", offline=False)
+        if upstream is None:
+            raise
+        raise upstream from exc
     finally:
         engine.close()
         store.close()
@@ -80,24 +94,35 @@ def inspect(
 @app.command()
 def rotate(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument(metavar="NAME")],
     force: Annotated[
         bool, typer.Option("--force", help="Rotate again even if another worker just did.")
     ] = False,
     token_file: Annotated[
         Path | None,
-        typer.Option("--token-file", help="Supply the new value yourself (manual issuer)."),
+        typer.Option("--token-file", help="Supply the new value yourself ('-' = stdin)."),
     ] = None,
-    from_env: Annotated[str | None, typer.Option("--from-env")] = None,
+    from_env: Annotated[
+        str | None, typer.Option("--from-env", help="Read the new value from this variable.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Renew NAME now through its issuer (staged: obtain, store as pending, verify, promote)."""
+    """Renew NAME now through its issuer (staged: obtain, store as pending, verify, promote).
+
+    A manual credential takes the new value from --token-file, --from-env or a pipe on stdin.
+    """
     from ..service import build_engine
 
     validate_name(name)
     value = read_token(token_file, from_env) if (token_file or from_env) else None
     st = state(ctx)
     store = st.open_store()
+    try:
+        if value is None and _needs_a_value(store.get(name)):
+            value = _value_from_stdin(name)
+    except BaseException:
+        store.close()
+        raise
     engine = build_engine(st.settings, store)
     try:
         outcome = engine.rotate(name, force=force, value=value, reason="cli")
@@ -131,18 +156,37 @@ def rotate(
         )
 
 
+def _needs_a_value(cred: Credential) -> bool:
+    """A manual credential has no way to get a value: asking its issuer would only mark it
+    ``needs_human``. An unfinished rotation is resumed instead (it already has its value)."""
+    from ..issuers import issuer_for
+
+    return not issuer_for(cred.issuer).automatic and not cred.rotation_step
+
+
+def _value_from_stdin(name: str) -> Secret:
+    """The new value piped on stdin; on a terminal, a refusal that says how to give it."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError(
+            f"{name} is renewed by hand (manual issuer): permatoken cannot get a new value "
+            "itself, so nothing was changed",
+            hint=f"give it the new token: `permatoken rotate {name} --token-file FILE` "
+            "(or --from-env VAR, or pipe it on stdin)",
+            name=name,
+        )
+    return read_token(None, None)
+
+
 @app.command()
 def revoke(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument(metavar="NAME")],
     version: Annotated[
         int | None, typer.Option(min=1, help="The version to revoke (default: the previous one).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
 ) -> None:
     """Revoke a version at Meta (GET /oauth/revoke) and mark it revoked."""
-    import sys
-
     from ..models import VersionState
     from ..service import build_engine
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import app, console, state
+from .app import app, console, listen_error, state
 
 log = logging.getLogger("permatoken.serve")
 
@@ -132,7 +132,11 @@ def _serve_api(
     # TCP, and without it every response with a body waits ~40 ms for delayed ACKs (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise listen_error(exc, "serve", host, port) from None
     sock.listen(2048)
     bound = sock.getsockname()[1]
     config = uvicorn.Config(

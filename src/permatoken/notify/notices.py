@@ -18,6 +18,7 @@ from ..timeutil import isoformat
 
 class NoticeEvent(StrEnum):
     REMINDER = "reminder"
+    EXPIRED = "expired"
     RENEWAL_FAILED = "renewal_failed"
     NEEDS_HUMAN = "needs_human"
     TOKEN_INVALID = "token_invalid"  # noqa: S105 - an event name
@@ -30,7 +31,12 @@ class NoticeEvent(StrEnum):
 DEFAULT_EVENTS = frozenset(e.value for e in NoticeEvent if e is not NoticeEvent.RENEWED)
 #: Events after which a later success is worth a "recovered" notice.
 TROUBLE = frozenset(
-    {NoticeEvent.RENEWAL_FAILED, NoticeEvent.NEEDS_HUMAN, NoticeEvent.TOKEN_INVALID}
+    {
+        NoticeEvent.RENEWAL_FAILED,
+        NoticeEvent.NEEDS_HUMAN,
+        NoticeEvent.TOKEN_INVALID,
+        NoticeEvent.EXPIRED,
+    }
 )
 
 SYSTEM_USER_STEPS = (
@@ -107,6 +113,35 @@ def reminder(
         NoticeEvent.REMINDER,
         label,
         f"[permatoken] {name} expires in {label} or less",
+        body,
+    )
+
+
+def expired_key(name: str, version: int) -> tuple[str, int, str, str]:
+    return (name, version, NoticeEvent.EXPIRED.value, "")
+
+
+def expired(
+    name: str, tenant: str, version: int, *, expires_at: datetime, now: datetime, automatic: bool
+) -> Notice:
+    """The token a reminder warned about has now expired: what it means, what to do."""
+    why = (
+        "permatoken did not manage to renew it in time"
+        if automatic
+        else "it is renewed by hand (manual issuer) and no new value was given"
+    )
+    body = (
+        f"Credential {name} version {version} {_when(expires_at, now)}; {why}.\n"
+        "Applications using it fail from now on, and an expired token can never be renewed: "
+        "a new one must be created.\n" + SYSTEM_USER_STEPS.format(name=name)
+    )
+    return Notice(
+        name,
+        tenant,
+        version,
+        NoticeEvent.EXPIRED,
+        "",
+        f"[permatoken] {name} has expired",
         body,
     )
 
@@ -245,6 +280,8 @@ __all__ = [
     "Notice",
     "NoticeEvent",
     "backup_failed",
+    "expired",
+    "expired_key",
     "needs_human",
     "recovered",
     "reminder",

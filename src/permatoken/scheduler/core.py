@@ -12,9 +12,21 @@ of credentials stored:
   second one stands by (and takes over when the first stops or dies).
 
 Work runs through the renewal engine under the same owner, which re-takes the lease it already
-holds; each item re-checks, just before it runs, that it still holds the lease and the
-credential is still due at the version seen at claim time, so a claim that outlived its lease
-never renews a version twice. Budgets (:mod:`.budgets`) postpone work instead of failing it.
+holds. Budgets (:mod:`.budgets`) postpone work instead of failing it.
+
+Exactly one renewal per token version rests on three layers, each sufficient for the failure
+it names and each tested alone in ``tests/scheduler/test_double_renewal.py``:
+
+1. **Claiming** (:meth:`Scheduler.claim`): the due rows are selected ``FOR UPDATE SKIP LOCKED``
+   and leased in the same transaction, so replicas ticking at the same moment take disjoint
+   rows without waiting for each other (a plain SELECT lets both lease the same rows; a plain
+   ``FOR UPDATE`` makes them queue). On SQLite a single leader ticks instead.
+2. **Re-check before work** (:meth:`Scheduler._still_ours`): the lease is re-taken (free,
+   ours, or expired) and the credential must still be due at the version seen at claim time;
+   a claim that outlived its lease (a replica paused past ``lease_ttl``) is dropped unworked.
+3. **The engine** (:meth:`RenewalEngine.rotate`): under its in-process lock and the database
+   lease, ``expected_version`` must still be current, and every step it persists is fenced by
+   the lease owner, so a worker that lost the lease cannot promote.
 """
 
 from __future__ import annotations
@@ -409,14 +421,20 @@ class Scheduler:
                         (max(now, v.state_changed_at + timedelta(seconds=policy.grace)), "retire")
                     )
             if self._needs_reminders(cred):
-                at = next_reminder_at(policy, current.meta.expires_at, now)
+                expires_at = current.meta.expires_at
+                at = next_reminder_at(policy, expires_at, now)
                 if at is not None:
                     candidates.append((at, "remind"))
-                crossed = reminder_due(policy, current.meta.expires_at, now)
+                crossed = reminder_due(policy, expires_at, now)
                 if crossed is not None and not self.outbox.already(
                     nt.reminder_key(name, current.version, crossed)
                 ):
                     candidates.append((now, "remind"))
+                if expires_at is not None and not self.outbox.already(
+                    nt.expired_key(name, current.version)
+                ):
+                    # Wake at the expiry itself to say so (the "expired" notice).
+                    candidates.append((max(expires_at, now), "remind"))
             due, action = min(candidates) if candidates else (None, None)
         self.store.update_credential(name, next_due_at=due, next_action=action)
         return due, action
@@ -426,26 +444,41 @@ class Scheduler:
 
     # --- notices --------------------------------------------------------------------------
     def _remind(self, cred: Credential, policy: Policy) -> bool:
-        """Send the reminder due now for a credential that cannot (or failed to) renew itself."""
-        if not self._needs_reminders(cred) or nt.NoticeEvent.REMINDER.value not in self.events:
+        """Send the reminder due now for a credential that cannot (or failed to) renew itself,
+        or say once that it has expired."""
+        if not self._needs_reminders(cred):
             return False
         current = _current(self.store, cred.name)
         if current is None:
             return False
         now = self.clock.now()
-        threshold = reminder_due(policy, current.meta.expires_at, now)
-        if threshold is None or current.meta.expires_at is None:
-            return False
         automatic = issuer_for(cred.issuer).automatic
+        expires_at = current.meta.expires_at
+        if expires_at is not None and expires_at <= now:
+            return self._send_expired(cred, current.version, expires_at, now)
+        threshold = reminder_due(policy, expires_at, now)
+        if threshold is None or expires_at is None:
+            return False
+        if nt.NoticeEvent.REMINDER.value not in self.events:
+            return False
         notice = nt.reminder(
             cred.name,
             cred.tenant,
             current.version,
-            expires_at=current.meta.expires_at,
+            expires_at=expires_at,
             threshold=threshold,
             now=now,
             automatic=automatic,
             reason=cred.health_reason if automatic else None,
+        )
+        return self._send(notice, cred)
+
+    def _send_expired(
+        self, cred: Credential, version: int, expires_at: datetime, now: datetime
+    ) -> bool:
+        automatic = issuer_for(cred.issuer).automatic
+        notice = nt.expired(
+            cred.name, cred.tenant, version, expires_at=expires_at, now=now, automatic=automatic
         )
         return self._send(notice, cred)
 
@@ -507,7 +540,10 @@ class Scheduler:
             number = int(detail.get("version") or version)
             if number != version:
                 return  # a pending version being verified is not news
-            if not detail.get("valid"):
+            if not detail.get("valid") and expires is not None and expires <= now:
+                # Invalid because it expired: the one "expired" notice says it (and says how).
+                self._send_expired(cred, number, expires, now)
+            elif not detail.get("valid"):
                 self._send(
                     nt.token_invalid(
                         name, cred.tenant, number, verdict=detail.get("verdict"), now=now

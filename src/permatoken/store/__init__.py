@@ -15,9 +15,13 @@ __all__ = ["Store", "open_store"]
 def open_store(
     settings: Settings, *, check_schema: bool = True, clock: Clock | None = None
 ) -> Store:
-    """Open the configured database with the configured keys; refuse a wrong schema."""
+    """Open the configured database with the configured keys; refuse a wrong schema.
+
+    Nothing is created here: a store that does not exist yet is refused with a hint to run
+    `permatoken init` (which is what creates the home, the key and the database).
+    """
     url = settings.resolved_database_url
-    engine = _engine.create_engine(url)
+    engine = _engine.create_engine(url, create=False)
     try:
         with _engine.translated(url):
             if check_schema:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -35,7 +33,11 @@ from .._exceptions import (
     StoreUnreachableError,
 )
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION_LINE = re.compile(r"""^(down_)?revision\s*=\s*(?:["']([^"']+)["']|None)\s*$""", re.M)
 
 
 def describe_url(url: str) -> str:
@@ -46,17 +48,19 @@ def describe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, *, create: bool = True) -> sa.Engine:
+    """An engine for ``url``. With ``create=False`` a missing SQLite file (or its directory) is
+    refused with "run `permatoken init`" instead of being created empty."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(
-            "PERMATOKEN_DATABASE_URL is not a database URL",
+            "the database URL is not a URL (--database-url / PERMATOKEN_DATABASE_URL)",
             hint="use sqlite:///path/to/file.db or postgresql+psycopg://user@host:5432/db",
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, create=create)
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -74,15 +78,22 @@ def create_engine(url: str) -> sa.Engine:
                 hint="pip install 'permatoken[postgres]'",
             ) from exc
     raise ConfigError(
-        f"unsupported database {backend!r} in PERMATOKEN_DATABASE_URL",
+        f"unsupported database {backend!r} (--database-url / PERMATOKEN_DATABASE_URL)",
         hint="permatoken supports sqlite:/// and postgresql+psycopg://",
     )
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, create: bool) -> sa.Engine:
     if url.database and url.database != ":memory:":
         path = Path(url.database)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.exists():
+            raise SchemaError(
+                f"permatoken is not initialised: there is no store at {path}",
+                hint="run `permatoken init` first (or point --home / PERMATOKEN_HOME at your store)",
+                path=str(path),
+            )
+        # 0700 like `init` makes the home: the key file usually lives next to the database.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # Ciphertexts only, but still nobody else's business; SQLite gives -wal/-shm the same mode.
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -160,24 +171,60 @@ def translated(url: str) -> Iterator[None]:
 # --- migrations ---------------------------------------------------------------------
 
 
-def _alembic_config(connection: sa.Connection) -> Config:
+def _alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.attributes["connection"] = connection
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
 def head_revision() -> str:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def known_head() -> str | None:
+    """The head revision read from the migration files without Alembic (None when unsure).
+
+    Commands compare the store's ``alembic_version`` with it by a plain query, because importing
+    Alembic costs more than the rest of a command; only ``init`` and a mismatch load Alembic.
+    """
+    revisions, parents = set(), set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        found = dict(
+            ("down" if down else "rev", rev)
+            for down, rev in _REVISION_LINE.findall(path.read_text())
+        )
+        if "rev" not in found or "down" not in found:
+            return None
+        revisions.add(found["rev"])
+        if found["down"]:
+            parents.add(found["down"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(engine: sa.Engine) -> str | None:
+    """The store's revision by a plain query; None when there is no (single) version row."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(readonly=True)  # SQLite: no write lock for a look
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
 
 
 def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
@@ -194,11 +241,11 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
 
 
 def _check_known(rev: str | None) -> None:
+    from alembic.script import ScriptDirectory
+
     if rev is None:
         return
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    script = ScriptDirectory.from_config(cfg)
+    script = ScriptDirectory.from_config(_alembic_config())
     try:
         script.get_revision(rev)
     except Exception:
@@ -211,6 +258,9 @@ def _check_known(rev: str | None) -> None:
 
 def check_schema(engine: sa.Engine) -> str:
     """Refuse a store that is not initialised, older, or newer than this code."""
+    head = known_head()
+    if head is not None and _stored_revision(engine) == head:
+        return head
     rev = current_revision(engine)
     head = head_revision()
     if rev == head:

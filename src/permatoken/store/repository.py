@@ -73,6 +73,18 @@ def _check_id(value: str | None, what: str) -> str | None:
     return value
 
 
+_ID_FIELDS = {
+    "business_id": "business id",
+    "phone_number_id": "phone-number id",
+    "app_id": "app id",
+}
+
+
+def _check_purpose(value: str | None) -> None:
+    if value is not None and (len(value) > 40 or not value.replace("-", "").isalnum()):
+        raise InputError("purpose must be up to 40 letters, digits or '-' (e.g. messaging)")
+
+
 class Store(LeaseMixin):
     """Repository over one database. Construct with :func:`open_store` or :meth:`Store.open`."""
 
@@ -175,23 +187,13 @@ class Store(LeaseMixin):
                 values["name"] = name[:200]
             if require_app_secret is not None:
                 values["require_app_secret"] = require_app_secret
-            if secret is not None:
-                sealed = self.keyring.seal(secret.reveal().encode(), _aad_app(app_id))
-                values |= {
-                    "secret_ciphertext": sealed.ciphertext,
-                    "secret_wrapped_key": sealed.wrapped_key,
-                    "secret_kek_id": sealed.kek_id,
-                }
             if row is None:
                 if secret is None:
                     raise InputError(f"app {app_id} is not registered yet: its secret is required")
-                conn.execute(
-                    apps.insert().values(
-                        id=app_id, created_at=now, **({"require_app_secret": False} | values)
-                    )
-                )
-                self.record(conn, "app.added", actor=actor, detail={"app_id": app_id})
+                self._insert_app(conn, app_id, secret, now, actor=actor, **values)
             else:
+                if secret is not None:
+                    values |= self._sealed_app_secret(app_id, secret)
                 conn.execute(apps.update().where(apps.c.id == app_id).values(**values))
                 self.record(
                     conn,
@@ -200,6 +202,36 @@ class Store(LeaseMixin):
                     detail={"app_id": app_id, "secret_changed": secret is not None},
                 )
         return self.get_app(app_id)
+
+    def _sealed_app_secret(self, app_id: str, secret: Secret) -> dict[str, Any]:
+        sealed = self.keyring.seal(secret.reveal().encode(), _aad_app(app_id))
+        return {
+            "secret_ciphertext": sealed.ciphertext,
+            "secret_wrapped_key": sealed.wrapped_key,
+            "secret_kek_id": sealed.kek_id,
+        }
+
+    def _insert_app(
+        self,
+        conn: sa.Connection,
+        app_id: str,
+        secret: Secret,
+        now: datetime,
+        *,
+        actor: str,
+        **values: Any,
+    ) -> None:
+        """Register a new app inside the caller's transaction."""
+        _check_id(app_id, "app id")
+        conn.execute(
+            apps.insert().values(
+                id=app_id,
+                created_at=now,
+                **({"require_app_secret": False, "updated_at": now} | values),
+                **self._sealed_app_secret(app_id, secret),
+            )
+        )
+        self.record(conn, "app.added", actor=actor, detail={"app_id": app_id})
 
     def get_app(self, app_id: str) -> App:
         with self.read() as conn:
@@ -239,8 +271,13 @@ class Store(LeaseMixin):
         secrets: Mapping[str, Secret] | None = None,
         health: Health = Health.OK,
         actor: str = "system",
+        new_app_secret: Secret | None = None,
     ) -> CredentialStatus:
-        """Create a credential with ``token`` as its version 1 (``current``), in one transaction."""
+        """Create a credential with ``token`` as its version 1 (``current``), in one transaction.
+
+        ``new_app_secret`` registers ``spec.app_id`` in the same transaction (a failed add
+        leaves no app behind).
+        """
         name = validate_name(spec.name)
         if spec.issuer not in ISSUERS:
             raise InputError(f"unknown issuer {spec.issuer!r}; choose one of: {', '.join(ISSUERS)}")
@@ -249,13 +286,12 @@ class Store(LeaseMixin):
         _check_id(spec.app_id, "app id")
         for waba in spec.waba_ids:
             _check_id(waba, "WABA id")
-        if spec.purpose is not None and (
-            len(spec.purpose) > 40 or not spec.purpose.replace("-", "").isalnum()
-        ):
-            raise InputError("purpose must be up to 40 letters, digits or '-' (e.g. messaging)")
+        _check_purpose(spec.purpose)
         now = self._now()
         try:
             with self.write() as conn:
+                if new_app_secret is not None and spec.app_id is not None:
+                    self._insert_app(conn, spec.app_id, new_app_secret, now, actor=actor)
                 cid = conn.execute(
                     credentials.insert()
                     .values(
@@ -363,7 +399,16 @@ class Store(LeaseMixin):
             CredentialStatus(_credential(r, r["cur_version"]), current.get(r["id"])) for r in rows
         ]
 
-    def update_credential(self, name: str, *, actor: str = "system", **fields: Any) -> Credential:
+    def update_credential(
+        self,
+        name: str,
+        *,
+        actor: str = "system",
+        new_app_secret: Secret | None = None,
+        **fields: Any,
+    ) -> Credential:
+        """Change fields of a credential; ``new_app_secret`` registers ``fields["app_id"]`` in
+        the same transaction."""
         allowed = {
             "purpose",
             "business_id",
@@ -383,12 +428,21 @@ class Store(LeaseMixin):
         unknown = set(fields) - allowed
         if unknown:
             raise InputError(f"cannot update {', '.join(sorted(unknown))}")
+        for key, what in _ID_FIELDS.items():
+            if key in fields:
+                _check_id(fields[key], what)
+        for waba in fields.get("waba_ids") or ():
+            _check_id(waba, "WABA id")
+        if "purpose" in fields:
+            _check_purpose(fields["purpose"])
         if "health" in fields and isinstance(fields["health"], Health):
             fields["health"] = fields["health"].value
         if "waba_ids" in fields:
             fields["waba_ids"] = list(fields["waba_ids"])
         with self.write() as conn:
             cred = self._credential(conn, name, lock=True)
+            if new_app_secret is not None and fields.get("app_id"):
+                self._insert_app(conn, fields["app_id"], new_app_secret, self._now(), actor=actor)
             conn.execute(
                 credentials.update()
                 .where(credentials.c.id == cred.id)

@@ -1,0 +1,71 @@
+"""Start-up cost: `import permatoken`, `--help` and read-only commands load only what they use.
+
+Measured as ratios by ``bench/bench_startup.py``; here the cause is checked directly (which
+modules a fresh process has loaded), so the test cannot flake on a busy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from permatoken.settings import Settings
+from permatoken.store import engine as store_engine
+
+#: Top-level packages that `import permatoken` and `permatoken --help` must not load.
+HEAVY = ("httpx", "httpcore", "sqlalchemy", "alembic", "rich", "pydantic", "cryptography", "anyio")
+#: What a read-only command has no use for (the store is read with SQLAlchemy alone).
+NOT_FOR_READING = ("alembic", "httpx", "httpcore", "anyio", "uvicorn", "starlette", "apprise")
+
+PROBE = """
+import json, sys
+{code}
+print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
+"""
+
+
+def _loaded(code: str, **kwargs: Any) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(code=code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        **kwargs,
+    )
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_import_permatoken_loads_no_client_database_or_cli_libraries() -> None:
+    """`import permatoken` keeps its public names (lazily) without importing httpx & co."""
+    loaded = _loaded("import permatoken")
+    assert not loaded & {*HEAVY, "typer", "click"}, sorted(loaded & {*HEAVY, "typer", "click"})
+    names = _loaded(
+        "import permatoken\n"
+        "assert permatoken.WhatsAppClient.__name__ == 'WhatsAppClient'\n"
+        "assert set(permatoken.__all__) <= set(dir(permatoken))"
+    )
+    assert "httpx" in names  # the names still work: loaded on first use
+
+
+def test_help_loads_no_heavy_library() -> None:
+    """`permatoken --help` lists every command without Rich, pydantic, SQLAlchemy or httpx."""
+    loaded = _loaded("from permatoken.cli import main\nmain(['--help'])")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_status_reads_the_store_without_alembic_or_httpx(settings: Settings, cli: Any) -> None:
+    """`status` checks the schema with a plain query: no Alembic, no HTTP client."""
+    assert cli("add", "acme/m", "--offline", "--never-expires", input="zqStartup0123456").rc == 0
+    loaded = _loaded("from permatoken.cli import main\nassert main(['status', '--json']) == 0")
+    assert not loaded & set(NOT_FOR_READING), sorted(loaded & set(NOT_FOR_READING))
+    assert "sqlalchemy" in loaded  # it did read the store
+
+
+def test_known_head_is_alembics_head() -> None:
+    """The head read from the migration files is the one Alembic computes."""
+    assert store_engine.known_head() == store_engine.head_revision()

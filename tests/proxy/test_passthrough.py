@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,6 +122,65 @@ def test_a_lost_answer_is_never_replayed(proxied: Proxied, sandbox: ThreadSandbo
     assert "not sent again" in error["message"]
     assert proxied.accepted() == ["exactly once"]
     assert len(proxied.state.calls(SEND)) == 1
+
+
+class _Swallow:
+    """A TCP relay in front of the sandbox that passes each request on, waits for Meta's answer,
+    and closes the client's connection without a byte of it (lost before any answer)."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.relayed = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += client.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(
+                        (
+                            line.split(b":")[1]
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:")
+                        ),
+                        b"0",
+                    )
+                )
+                while len(body) < length:
+                    body += client.recv(65536)
+                with socket.create_connection(self.target) as meta:
+                    meta.sendall(head + b"\r\n\r\n" + body)
+                    meta.recv(65536)  # Meta answered: the send was carried out
+                self.relayed += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_connection_lost_before_any_answer_is_never_replayed(proxied: Proxied):
+    """The send reached Meta and was carried out; the connection died before a byte of the
+    answer came back: 502 upstream_lost, and Meta got it exactly once."""
+    relay = _Swallow(proxied.proxy.upstream.base_url)
+    proxied.proxy.upstream.base_url = relay.url
+    try:
+        r = proxied.send(proxied.client(), "exactly once, no answer")
+    finally:
+        relay.close()
+    assert (r.status_code, r.headers["x-permatoken-error"]) == (502, "upstream_lost")
+    assert proxied.accepted() == ["exactly once, no answer"] and relay.relayed == 1
 
 
 @pytest.mark.parametrize("proxy_settings", [ProxySettings(timeout=0.5)])

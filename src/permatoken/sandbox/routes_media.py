@@ -10,10 +10,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from permatoken.sandbox.auth import authenticate
-from permatoken.sandbox.errors import GraphAPIError, unknown_object
+from permatoken.sandbox.errors import GraphAPIError
 from permatoken.sandbox.request import GraphRequest
-from permatoken.sandbox.routes_messages import MESSAGING
+from permatoken.sandbox.routes_messages import sender
 
 ENDPOINT = "POST /{phone-number-id}/media"
 
@@ -27,14 +26,7 @@ def _invalid(details: str) -> GraphAPIError:
 
 
 def upload_media(req: GraphRequest) -> dict[str, Any]:
-    token = authenticate(req, scopes=MESSAGING)
-    phone = req.state.phone_numbers.get(req.args[0])
-    if phone is None:
-        raise unknown_object(req.args[0], "post")
-    req.waba_id = phone.waba_id
-    req.waba_active = True
-    if phone.waba_id not in token.waba_ids:
-        raise GraphAPIError(200, "(#200) Permissions error", status=req.auth_status())
+    _, phone = sender(req)
     if req.body_error is not None:
         raise _invalid(req.body_error)
     if req.params.get("messaging_product") != "whatsapp":

@@ -5,18 +5,13 @@ library under test in this one (or in Node). The world is ``client._support``'s:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from client._broker import free_port
+from client._broker import Broker
 from client._support import MINT, NAME, SEND, World
 from client.conftest import (  # noqa: F401  (the SDK tests' process world)
     anyio_backend,
@@ -30,55 +25,11 @@ from client.conftest import (  # noqa: F401  (the SDK tests' process world)
 __all__ = ["MINT", "NAME", "SEND", "Serve"]
 
 
-class Serve:
-    """``permatoken serve --no-scheduler --access-log`` with the world's settings; its output
-    goes to a file, to scan for secrets."""
-
-    def __init__(self, out: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.out = out
-        with out.open("wb") as sink:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "permatoken",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--no-scheduler",
-                    "--access-log",
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
-            )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, self.output()[-2000:]
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "permatoken serve did not start"
-            time.sleep(0.05)
+class Serve(Broker):
+    """``permatoken serve --no-scheduler --access-log``; its output goes to a file, to scan."""
 
     def base_url(self, name: str = NAME) -> str:
         return f"{self.url}/graph/{name}/-"
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -94,8 +45,11 @@ def serve(
     serve_env: dict[str, str],
     api_key: str,  # noqa: F811
     emitted: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Serve]:
-    s = Serve(tmp_path / "serve.log", serve_env)
+    for key, value in serve_env.items():
+        monkeypatch.setenv(key, value)
+    s = Serve("--access-log", out=tmp_path / "serve.log").start()
     try:
         yield s
     finally:

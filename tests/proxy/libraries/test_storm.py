@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from client._broker import storm
 from client._support import World
 
 from .conftest import SEND, Serve
@@ -30,34 +29,9 @@ def test_1000_sends_from_4_processes_after_a_revocation_renew_once_and_arrive_on
 ):
     """One upstream renewal; 1,000 accepted, each exactly once; none failed."""
     tags = [f"p{n}-{uuid.uuid4().hex[:8]}" for n in range(4)]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, WORKER, serve.base_url(), world.phone_id, tag, "250"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PT_KEY": api_key},
-            text=True,
-        )
-        for tag in tags
-    ]
-    try:
-        for w in workers:
-            assert w.stdout is not None and w.stdout.readline().strip() == "ready"
-        world.revoke_current(store)
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        reports = []
-        for w in workers:
-            out, err = w.communicate(timeout=240)
-            assert w.returncode == 0, err[-2000:]
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
+    commands = [[sys.executable, WORKER, serve.base_url(), world.phone_id, t, "250"] for t in tags]
+    env = {**os.environ, "PT_KEY": api_key}
+    reports = storm(commands, env, lambda: world.revoke_current(store))
     assert [r["errors"] for r in reports] == [[]] * 4
     assert [r["ok"] for r in reports] == [250] * 4
     assert world.sandbox.mints() == 1

@@ -7,7 +7,8 @@ unmodified: the proxy swaps the key for the credential's current Meta token, sig
 
 Pure parts: :mod:`.target` (URL safety), :mod:`.keys` (where the key is), :mod:`.multipart`,
 :mod:`.headers` (what crosses, token masking), :mod:`.errors` (Graph-shaped refusals). I/O:
-:mod:`.upstream` (the pool to Meta), :mod:`.signing`, :mod:`.pacing`, :mod:`.handler`.
+:mod:`.upstream` (the pool to Meta), :mod:`.exchange` (bodies and answers of one request),
+:mod:`.signing`, :mod:`.pacing`, :mod:`.handler` (the flow).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from urllib.parse import quote
 from starlette.routing import Route
 
 from .._exceptions import NotFoundError, PermatokenError
-from ..meta.errors import ErrorKind, GraphErrorInfo, classify_graph_error
+from ..meta.errors import GraphErrorInfo, classify_graph_error
 from ..server.access import Action, Principal
 from ..server.audit import AuditRecord
 from ..server.broker import Broker
@@ -45,12 +45,25 @@ from ..server.reports import report_failure
 from ..settings import ProxySettings
 from . import keys, multipart
 from .errors import ProxyRefusal, Refusal, from_broker, refuse
+from .exchange import (
+    Send,
+    answer_with,
+    content_length,
+    dead_token,
+    header,
+    hung_up,
+    key_too_late,
+    read_answer,
+    read_prefix,
+    stream_body,
+    too_large,
+)
 from .headers import Mask, request_headers, response_headers
 from .observe import Outcome, ProxyMetrics, Recovery, outcome_of
 from .pacing import ClientGone, Pacer
 from .signing import Signer, with_params
 from .target import Target, message_sender, parse_target
-from .upstream import Answer, TransportError, Upstream, lost
+from .upstream import Answer, TransportError, Upstream
 
 log = logging.getLogger("permatoken.proxy")
 METHODS = frozenset({"GET", "POST", "DELETE"})
@@ -67,17 +80,6 @@ class _Seen:
     p: Principal | None = None
     name: str | None = None
     version: int = 0
-
-
-class _Send:
-    def __init__(self, send: Any) -> None:
-        self.send = send
-        self.started = False
-
-    async def __call__(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-        await self.send(message)
 
 
 class GraphProxy:
@@ -104,19 +106,19 @@ class GraphProxy:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self._close_with_server()
-        out = _Send(send)
+        out = Send(send)
         seen = _Seen(self.b.addresses.of(scope))
         try:
             outcome = await self._proxy(scope, receive, out, seen)
         except ProxyRefusal as refusal:
             outcome = _refusal_outcome(refusal)
-            await _answer(out, refusal)
+            await answer_with(out, refusal)
         except ClientGone:
             outcome = Outcome.ABANDONED
         except Exception as exc:
             log.error("graph proxy: internal error %s", type(exc).__name__, exc_info=True)
             outcome = Outcome.ERROR
-            await _answer(out, refuse(Refusal.INTERNAL_ERROR, "internal error; see the log"))
+            await answer_with(out, refuse(Refusal.INTERNAL_ERROR, "internal error; see the log"))
         self.metrics.count(outcome)
         if seen.p is not None and seen.name is not None:
             try:
@@ -132,20 +134,20 @@ class GraphProxy:
                 log.warning("graph proxy: audit backlog full, a request was not recorded")
 
     # --- one request ------------------------------------------------------------------------
-    async def _proxy(self, scope: Any, receive: Any, send: _Send, seen: _Seen) -> Outcome:
+    async def _proxy(self, scope: Any, receive: Any, send: Send, seen: _Seen) -> Outcome:
         method: str = scope["method"]
         if method not in METHODS:
             raise refuse(Refusal.BAD_METHOD, f"{method} is not forwarded (GET, POST, DELETE)")
         raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
         target = parse_target(raw_path, scope.get("query_string", b""))
         raw = scope["headers"]
-        content_type = _header(raw, b"content-type")
-        declared = _length(_header(raw, b"content-length"))
+        content_type = header(raw, b"content-type")
+        declared = content_length(header(raw, b"content-length"))
         limit = self.settings.max_body_bytes
         if declared is not None and declared > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
 
-        prefix, more = await _read_prefix(receive, self.settings.replay_bytes)
+        prefix, more = await read_prefix(receive, self.settings.replay_bytes)
         buffered = not more and len(prefix) <= self.settings.replay_bytes
         found = keys.Found()
         keys.from_headers([v for k, v in raw if k == b"authorization"], found)
@@ -156,7 +158,7 @@ class GraphProxy:
         elif boundary is not None:
             body = keys.from_form_prefix(prefix, boundary, found)
             if not found.keys:
-                raise _key_too_late(self.settings.replay_bytes)
+                raise key_too_late(self.settings.replay_bytes)
         else:
             body = prefix
         p = await self._authenticate(found.key(), seen)
@@ -168,24 +170,24 @@ class GraphProxy:
         if not buffered and boundary is not None:
             watcher = multipart.Watcher(boundary, keys.AUTH_PARAMS)
             if watcher.feed(body):
-                raise _key_too_late(self.settings.replay_bytes)
+                raise key_too_late(self.settings.replay_bytes)
         length = None if declared is None else declared - (len(prefix) - len(body))
-        disconnected = (lambda: _disconnected(receive)) if buffered else None
+        disconnected = (lambda: hung_up(receive)) if buffered else None
         phone = message_sender(method, target.path)
         entry = await self._current(target.name)
 
         def content() -> bytes | AsyncIterator[bytes]:
             if buffered:
                 return body
-            return _stream(body, more, receive, watcher, limit, len(prefix))
+            return stream_body(body, more, receive, watcher, limit, len(prefix))
 
         response, used = await self._send(
             method, target, query, raw, content(), length, entry, found.timed, phone, disconnected
         )
         seen.version = used.version
         try:
-            answer, rest = await _read_answer(response, self.settings.replay_bytes)
-            info = _dead_token(response, answer, rest)
+            answer, rest = await read_answer(response, self.settings.replay_bytes)
+            info = dead_token(response, answer, rest)
             if info is None:
                 return await self._pass(send, response, answer, rest, [used])
             fresh = await self._recover(p, target.name, used, info, seen.source)
@@ -204,7 +206,7 @@ class GraphProxy:
         )
         seen.version = used.version
         try:
-            answer, rest = await _read_answer(response, self.settings.replay_bytes)
+            answer, rest = await read_answer(response, self.settings.replay_bytes)
             outcome = await self._pass(send, response, answer, rest, [entry, used])
         finally:
             await response.aclose()
@@ -310,7 +312,7 @@ class GraphProxy:
 
     async def _pass(
         self,
-        send: _Send,
+        send: Send,
         response: Answer,
         answer: bytes,
         rest: AsyncIterator[bytes] | None,
@@ -360,128 +362,12 @@ class GraphProxy:
             await self.upstream.aclose()
 
 
-# --- helpers (small, no state) -------------------------------------------------------------
-def _header(raw: list[tuple[bytes, bytes]], name: bytes) -> str:
-    for key, value in raw:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
-
-
-def _length(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() else None
-
-
-def _too_large(limit: int) -> ProxyRefusal:
-    return refuse(Refusal.BODY_TOO_LARGE, f"request bodies are limited to {limit} bytes")
-
-
-def _key_too_late(limit: int) -> ProxyRefusal:
-    return refuse(
-        Refusal.KEY_TOO_LATE,
-        f"no access token in the first {limit} bytes of this large form: send the key in the "
-        "Authorization header (or as the form's first field) when uploading a file",
-    )
-
-
 def _refusal_outcome(refusal: ProxyRefusal) -> Outcome:
     if refusal.reason is Refusal.PACED:
         return Outcome.PACED
     if refusal.reason in _UPSTREAM:
         return Outcome.UPSTREAM_ERROR
     return Outcome.REFUSED
-
-
-async def _answer(send: _Send, refusal: ProxyRefusal) -> None:
-    if send.started:
-        log.warning("graph proxy: %s after the answer started", refusal.reason.value)
-        return
-    body = refusal.body()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": refusal.status,
-            "headers": refusal.raw_headers(len(body)),
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _read_prefix(receive: Any, limit: int) -> tuple[bytes, bool]:
-    """The body up to just past ``limit`` bytes, and whether more is coming."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        more = bool(message.get("more_body", False))
-        if not more or size > limit:
-            return b"".join(chunks), more
-
-
-async def _stream(
-    first: bytes,
-    more: bool,
-    receive: Any,
-    watcher: multipart.Watcher | None,
-    limit: int,
-    size: int,
-) -> AsyncIterator[bytes]:
-    """A streamed body: the (checked) beginning, then the rest as it arrives, checked chunk by
-    chunk; raising here abandons the upstream request before the offending chunk leaves."""
-    yield first
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        more = bool(message.get("more_body", False))
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        if watcher is not None and watcher.feed(chunk):
-            raise refuse(
-                Refusal.DUPLICATE_KEY,
-                "the form holds an access_token (or appsecret) field after its file: "
-                "send the key once, in the Authorization header",
-            )
-        if chunk:
-            yield chunk
-
-
-async def _disconnected(receive: Any) -> None:
-    """Returns once the client hangs up (after the whole body was read)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _read_answer(response: Answer, limit: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
-    """Meta's answer up to ``limit`` bytes, and the rest still to stream (None: all read)."""
-    chunks: list[bytes] = []
-    size = 0
-    rest = aiter(response.stream)
-    try:
-        async for chunk in rest:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                return b"".join(chunks), rest
-    except TransportError as exc:
-        raise lost(exc) from None
-    return b"".join(chunks), None
-
-
-def _dead_token(
-    response: Answer, answer: bytes, rest: AsyncIterator[bytes] | None
-) -> GraphErrorInfo | None:
-    if response.status < 400 or rest is not None:
-        return None
-    info = classify_graph_error(response.status, response.header_map(), answer)
-    return info if info.kind is ErrorKind.TOKEN_DEAD else None
 
 
 __all__ = ["METHODS", "GraphProxy"]

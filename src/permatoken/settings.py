@@ -97,6 +97,29 @@ class BackupSettings(BaseModel):
         return value
 
 
+class ProxySettings(BaseModel):
+    """The Graph proxy of ``permatoken serve`` (docs/proxy.md; ``[proxy]``, ``PERMATOKEN_PROXY__*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Serve ``/graph/{credential-name}/-/…``.
+    enabled: bool = True
+    #: Request bodies up to this size are buffered, so a request can be sent again with a new
+    #: token after a dead one; larger bodies are streamed and never sent twice.
+    replay_bytes: int = Field(default=1024 * 1024, ge=0, le=64 * 1024 * 1024)
+    #: Largest request body: Meta's largest upload (100 MB) plus room for the form around it.
+    max_body_bytes: int = Field(default=101 * 1024 * 1024, ge=1)
+    #: Cloud API sends paced per phone number (Meta's default limit is 80/s); 0 turns pacing off.
+    messages_per_second: float = Field(default=80.0, ge=0)
+    #: A send whose turn is further away than this is answered as Meta answers a 130429.
+    pacing_max_wait: float = Field(default=5.0, ge=0)
+    #: Keep-alive connections to the Graph API.
+    connections: int = Field(default=100, ge=1)
+    #: Seconds to wait for Meta's answer, and to connect.
+    timeout: float = Field(default=60.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything permatoken can be configured with. See docs/configuration.md."""
 
@@ -159,6 +182,8 @@ class Settings(BaseSettings):
     lease_ttl: float = Field(default=120.0, gt=0)
     #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
+    proxy: ProxySettings = Field(default_factory=ProxySettings)
 
     @field_validator("key", mode="before")
     @classmethod

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +24,7 @@ from permatoken.client import (
     WhatsAppClient,
 )
 
-from ._broker import Broker, create_key, free_port
+from ._broker import Broker, create_key, free_port, storm
 from ._support import NAME, World
 from .test_delivery import _rotate
 
@@ -146,34 +144,8 @@ def test_four_processes_storm_through_the_broker_renew_once_and_deliver_each_onc
 
     env = dict(os.environ, PERMATOKEN_API_KEY=api_key)
     tags = [f"p{n}-{uuid.uuid4().hex[:8]}" for n in range(4)]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, WORKER, broker.url, NAME, world.phone_id, tag, "250"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for tag in tags
-    ]
-    try:
-        for w in workers:
-            assert w.stdout is not None and w.stdout.readline().strip() == "ready"
-        world.revoke_current(store)
-        for w in workers:
-            assert w.stdin is not None
-            w.stdin.write("go\n")
-            w.stdin.flush()
-        reports = []
-        for w in workers:
-            out, err = w.communicate(timeout=240)
-            assert w.returncode == 0, err[-2000:]
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.kill()
+    commands = [[sys.executable, WORKER, broker.url, NAME, world.phone_id, t, "250"] for t in tags]
+    reports = storm(commands, env, lambda: world.revoke_current(store))
     assert [r["errors"] for r in reports] == [[]] * 4
     assert [r["ok"] for r in reports] == [250] * 4
     assert world.sandbox.mints() == 1

@@ -37,7 +37,11 @@ def serve(
         ),
     ] = False,
     access_log: Annotated[
-        bool, typer.Option("--access-log", help="Log every request (paths only, never headers).")
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Log every request line (never headers; access_token values in queries redacted).",
+        ),
     ] = False,
 ) -> None:
     """Keep every credential alive: scheduler + HTTP API. Stops cleanly on SIGTERM/SIGINT."""
@@ -152,6 +156,13 @@ def _serve_api(
         # default would believe it from 127.0.0.1 (a local caller could forge its address).
         proxy_headers=False,
     )
+    if access_log:
+        from ..proxy.keys import AccessLogRedaction
+
+        # uvicorn sets its access logger to log_level (warning), which would hide every line.
+        access = logging.getLogger("uvicorn.access")
+        access.setLevel(logging.INFO)
+        access.addFilter(AccessLogRedaction())
     server = uvicorn.Server(config)
     original = server.handle_exit
 

@@ -11,6 +11,7 @@ waiting happens outside it (``time.sleep`` or ``anyio.sleep``).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -45,11 +46,21 @@ class RateLimiter:
 
     def reserve(self, key: str, now: float | None = None) -> float:
         """Book the next send for ``key``; return how long to wait before sending."""
+        delay = self.try_reserve(key, math.inf, now)
+        assert delay is not None  # never over an infinite bound
+        return delay
+
+    def try_reserve(self, key: str, max_delay: float, now: float | None = None) -> float | None:
+        """Like :meth:`reserve`, but book nothing and return None if the wait would exceed
+        ``max_delay`` (a bounded queue: the caller answers "slow down" instead of waiting)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             tat = max(self._tat.get(key, now), now)
+            delay = max(0.0, tat - self._tolerance - now)
+            if delay > max_delay:
+                return None
             self._tat[key] = tat + self.interval
-        return max(0.0, tat - self._tolerance - now)
+        return delay
 
     def pause(self, key: str, seconds: float) -> None:
         """No sends for ``key`` during ``seconds`` (after Meta said 130429 anyway)."""

@@ -24,6 +24,8 @@ class SandboxConfig:
     graph_version: str = "v25.0"
     #: Largest accepted request body; bigger ones get a Meta-shaped 413.
     max_body_bytes: int = 64 * 1024
+    #: Largest media upload (``POST /{phone-number-id}/media``): Meta's 100 MB document limit.
+    max_media_bytes: int = 100 * 1024 * 1024
 
     # -- token lifetimes (seconds) ---------------------------------------------------------
     dashboard_lifetime: int = 23 * 3600  # "expires in less than 24 hours" (S9)

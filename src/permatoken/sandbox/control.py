@@ -244,6 +244,11 @@ def messages(request: Request, state: SandboxState, body: dict[str, Any]) -> Any
     return {"data": state.messages()}
 
 
+@endpoint
+def media(request: Request, state: SandboxState, body: dict[str, Any]) -> Any:
+    return {"data": state.media()}
+
+
 async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(openapi_document())
 
@@ -265,4 +270,5 @@ def routes() -> list[Route]:
         Route("/faults/{fault_id:int}", delete_fault, methods=["DELETE"]),
         Route("/calls", calls, methods=["GET", "DELETE"]),
         Route("/messages", messages, methods=["GET", "DELETE"]),
+        Route("/media", media, methods=["GET"]),
     ]

@@ -16,9 +16,11 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 
+from permatoken.sandbox import routes_media
 from permatoken.sandbox.auth import extract_token
 from permatoken.sandbox.errors import GraphAPIError, trace_id
 from permatoken.sandbox.faults import Fault
+from permatoken.sandbox.forms import parse_form
 from permatoken.sandbox.request import GraphRequest, Reply
 from permatoken.sandbox.routing import resolve
 
@@ -63,7 +65,10 @@ class GraphDispatcher:
             plan = state.faults.plan(endpoint)
         req = GraphRequest(method, path, endpoint, args, params, headers, state, state.clock.now())
         try:
-            body = await _read_body(receive, headers, state.config.max_body_bytes)
+            limit = state.config.max_body_bytes
+            if endpoint == routes_media.ENDPOINT:
+                limit = state.config.max_media_bytes
+            body = await _read_body(receive, headers, limit)
         except _TooLarge:
             error = GraphAPIError(100, "(#100) The request body is too large", status=413)
             await self._finish(send, req, self._error_reply(req, error))
@@ -218,6 +223,14 @@ def _parse_body(req: GraphRequest, body: bytes, content_type: str) -> None:
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
         req.params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return
+    if kind == "multipart/form-data":
+        try:
+            fields, req.files = parse_form(body, content_type)
+        except ValueError as exc:
+            req.body_error = f"Invalid multipart body: {exc}"
+            return
+        req.params.update(fields)
         return
     if kind in ("application/json", "") or kind.endswith("+json"):
         try:

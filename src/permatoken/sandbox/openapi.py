@@ -195,6 +195,13 @@ OPERATIONS: list[tuple[str, str, str, dict[str, Any] | None, dict[str, Any]]] = 
     ),
     ("delete", "/_sandbox/messages", "Clear the calls and messages logs", None, _DATA),
     (
+        "get",
+        "/_sandbox/media",
+        "Uploads accepted by POST /{phone-number-id}/media (size and SHA-256)",
+        None,
+        _DATA,
+    ),
+    (
         "post",
         "/_sandbox/embedded_signup",
         "A new client business completes Embedded Signup (business, WABA, number, code)",

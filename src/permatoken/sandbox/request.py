@@ -34,6 +34,8 @@ class GraphRequest:
     json_body: Any = None
     #: Why the body could not be read as the content type it claimed, if it could not.
     body_error: str | None = None
+    #: Files of a multipart body, by field name (``forms.UploadedFile`` summaries).
+    files: dict[str, Any] = field(default_factory=dict)
     # Filled in by authentication; read by the dispatcher for usage headers and the calls log.
     token: Token | None = None
     raw_token: str | None = None

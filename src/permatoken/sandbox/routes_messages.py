@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from typing import Any
 
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object
+from permatoken.sandbox.models import PhoneNumber, Token
 from permatoken.sandbox.request import GraphRequest
 from permatoken.sandbox.signup import send_refusal
 
@@ -44,7 +46,8 @@ def new_wamid() -> str:
     )
 
 
-def send_message(req: GraphRequest) -> dict[str, Any]:
+def sender(req: GraphRequest) -> tuple[Token, PhoneNumber]:
+    """The token and the business number of a call on ``/{phone-number-id}/…`` (sends, media)."""
     token = authenticate(req, scopes=MESSAGING)
     phone = req.state.phone_numbers.get(req.args[0])
     if phone is None:
@@ -58,6 +61,11 @@ def send_message(req: GraphRequest) -> dict[str, Any]:
             "on behalf of this WhatsApp Business Account",
             status=req.auth_status(),
         )
+    return token, phone
+
+
+def send_message(req: GraphRequest) -> dict[str, Any]:
+    token, phone = sender(req)
     refusal = send_refusal(req.state, req.state.wabas[phone.waba_id])
     if refusal is not None:  # a disabled or offboarded WABA (account_update events)
         raise refusal
@@ -74,6 +82,12 @@ def send_message(req: GraphRequest) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise _invalid("Param type must be a string.")
     content = body.get(kind)
+    if isinstance(content, str) and content.lstrip().startswith("{"):
+        # Form-encoded sends carry objects as JSON text, which Graph decodes (the FB SDKs do this).
+        try:
+            content = json.loads(content)
+        except ValueError:
+            pass
     _validate_content(kind, content)
     req.state.usage.record_send(phone.id, recipient, req.now, req.config)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from permatoken.sandbox import (
     routes_bsp,
     routes_graph,
+    routes_media,
     routes_messages,
     routes_oauth,
     routes_subscriptions,
@@ -55,6 +56,7 @@ ENDPOINTS = sorted(
         "GET /{object-id}",
         "GET /{waba-id}/phone_numbers",
         "POST /{phone-number-id}/messages",
+        routes_media.ENDPOINT,
         "POST /{system-user-id}/access_tokens",
         "POST /{system-user-id}/applications",
         *SUBSCRIBED_APPS,
@@ -90,6 +92,8 @@ def resolve(method: str, raw_path: str, state: SandboxState) -> tuple[str, Handl
     edge = (method, rest[0]) if len(rest) == 1 else None
     if edge == ("POST", "messages"):
         return "POST /{phone-number-id}/messages", routes_messages.send_message, [object_id]
+    if edge == ("POST", "media") and object_id in state.phone_numbers:
+        return routes_media.ENDPOINT, routes_media.upload_media, [object_id]
     if edge == ("GET", "phone_numbers"):
         return "GET /{waba-id}/phone_numbers", routes_graph.list_phone_numbers, [object_id]
     if edge in {("POST", "access_tokens"), ("POST", "applications")}:

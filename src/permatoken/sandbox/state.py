@@ -66,6 +66,7 @@ class SandboxState:
         self.provider_fixtures: dict[str, Any] = {}
         self._calls: list[dict[str, Any]] = []
         self._messages: list[dict[str, Any]] = []
+        self._media: list[dict[str, Any]] = []
         #: (business id, app id) -> when the business installed the app (Embedded Signup).
         self.installations: dict[tuple[str, str], float] = {}
         #: WABA id -> app ids subscribed with ``POST /{waba-id}/subscribed_apps``.
@@ -359,10 +360,20 @@ class SandboxState:
         with self.lock:
             return [dict(m) for m in self._messages]
 
+    def record_media(self, media: dict[str, Any]) -> None:
+        with self.lock:
+            self._media.append(media)
+
+    def media(self) -> list[dict[str, Any]]:
+        """Uploads accepted by ``POST /{phone-number-id}/media`` (size and SHA-256, no bytes)."""
+        with self.lock:
+            return [dict(m) for m in self._media]
+
     def clear_logs(self) -> None:
         with self.lock:
             self._calls.clear()
             self._messages.clear()
+            self._media.clear()
 
     def inject_fault(self, endpoint: str = "*", kind: str = "error", **spec: Any) -> dict[str, Any]:
         """Add a fault (see :class:`~permatoken.sandbox.faults.Fault` for the fields)."""

@@ -419,6 +419,10 @@ def create_app(
     ops = operations()
     routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    if settings.proxy.enabled:  # /graph/{credential-name}/-/… (docs/proxy.md)
+        from ..proxy import GraphProxy
+
+        routes.append(GraphProxy(broker, settings.proxy, settings.graph_url).route())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -48,8 +48,8 @@ class AuditRecorder:
         self.batch = batch
         self.max_backlog = max_backlog
         self._queue: deque[AuditRecord] = deque()
-        # (actor, name, source, version) -> [count, first, last] (epoch seconds)
-        self._reads: dict[tuple[str, str, str, int], list[float]] = {}
+        # (action, result, actor, name, source, version) -> [count, first, last] (epoch seconds)
+        self._reads: dict[tuple[str, str, str, str, str, int], list[float]] = {}
         self._lock: asyncio.Lock | None = None
         self._full: asyncio.Event | None = None
         self.written = 0
@@ -57,9 +57,21 @@ class AuditRecorder:
     def __len__(self) -> int:
         return len(self._queue) + len(self._reads)
 
-    def add_read(self, actor: str, name: str, source: str, version: int) -> None:
-        """A token read (the hot path: a dictionary update)."""
-        key = (actor, name, source, version)
+    def add_read(
+        self,
+        actor: str,
+        name: str,
+        source: str,
+        version: int,
+        *,
+        action: str = "token.read",
+        result: str = "ok",
+    ) -> None:
+        """A token read, or another use of a token (the hot path: a dictionary update).
+
+        Uses are aggregated per action, result, key, credential, address and version.
+        """
+        key = (action, result, actor, name, source, version)
         now = time.time()
         entry = self._reads.get(key)
         if entry is None:
@@ -78,7 +90,7 @@ class AuditRecorder:
         if not self._reads:
             return
         reads, self._reads = self._reads, {}
-        for (actor, name, source, version), (count, first, last) in sorted(
+        for (action, result, actor, name, source, version), (count, first, last) in sorted(
             reads.items(), key=lambda kv: kv[1][1]
         ):
             detail = {
@@ -89,8 +101,8 @@ class AuditRecorder:
             self._queue.append(
                 AuditRecord(
                     actor,
-                    "token.read",
-                    "ok",
+                    action,
+                    result,
                     target=name,
                     source=source,
                     detail=detail,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import AsyncIterator
 
@@ -20,20 +19,10 @@ from .audit import AuditRecord
 from .broker import Broker
 from .cache import CachedToken
 from .errors import ApiError
+from .reports import REPORT_STATUS, report_failure
 from .schemas import ReportIn
 from .sessions import Session, first
 
-#: Engine outcome → report status in the API.
-REPORT_STATUS = {
-    "rotated": "renewed",
-    "already_rotated": "newer_exists",
-    "newer_exists": "newer_exists",
-    "still_valid": "still_valid",
-    "needs_human": "needs_human",
-    "failed": "failed",
-    "busy": "busy",
-    "deferred": "busy",
-}
 _NO_STORE = "no-store"
 
 
@@ -218,70 +207,29 @@ async def report(request: Request) -> Response:
     body = await b.body(request, ReportIn)
     b.check(request, p, Action.REPORT, body.name)
     validate_name(body.name)
-    key = (body.name, body.version)
-    fut = b.reports.get(key)
-    if fut is None:
-        await run_in_threadpool(
-            b.store.get, body.name
-        )  # 404 now (the engine would wait for a lease)
-        fut = b.reports.get(key)
-    if fut is None:
-        # Single flight: concurrent reports of this (name, version) here share one engine call.
-        fut = asyncio.ensure_future(
-            b.upstream.run(
-                p,
-                body.name,
-                functools.partial(
-                    b.engine.report_failure,
-                    body.name,
-                    body.version,
-                    code=body.code,
-                    subcode=body.subcode,
-                    actor=p.actor,
-                ),
-            )
-        )
-        b.reports[key] = fut
-
-        def done(f: asyncio.Future[RotationOutcome], key: tuple[str, int] = key) -> None:
-            if b.reports.get(key) is f:
-                del b.reports[key]
-            if not f.cancelled():
-                f.exception()  # mark retrieved even if every waiter went away
-
-        fut.add_done_callback(done)
-    outcome = await asyncio.shield(fut)
-    status = REPORT_STATUS.get(outcome.status, "failed")
+    if (body.name, body.version) not in b.reports:
+        # 404 now (the engine would wait for a lease).
+        await run_in_threadpool(b.store.get, body.name)
+    r = await report_failure(
+        b,
+        p,
+        body.name,
+        body.version,
+        code=body.code,
+        subcode=body.subcode,
+        source=b.client(request),
+    )
+    outcome = r.outcome
     out: dict[str, object] = {
-        "status": status,
+        "status": r.status,
         "version": outcome.version,
         "expires_at": isoformat(outcome.expires_at),
-        "message": outcome.message or _default_message(status, outcome),
+        "message": outcome.message or _default_message(r.status, outcome),
     }
-    if status in ("renewed", "newer_exists", "still_valid"):
-        entry = await b.cache.get(body.name)
-        if outcome.version is not None and entry.version < outcome.version:
-            b.cache.invalidate(body.name)
-            entry = await b.cache.get(body.name)
-        out["version"], out["expires_at"] = entry.version, isoformat(entry.expires_at)
+    if r.entry is not None:
+        out["version"], out["expires_at"] = r.entry.version, isoformat(r.entry.expires_at)
         if p.may(Action.READ_TOKEN, body.name):
-            out["token"] = entry.token.reveal()
-    b.metrics.reports.labels(status).inc()
-    b.recorder.add(
-        AuditRecord(
-            p.actor,
-            "token.report",
-            status,
-            target=body.name,
-            source=b.client(request),
-            detail={
-                "version": body.version,
-                "code": body.code,
-                "subcode": body.subcode,
-                "now": out["version"],
-            },
-        )
-    )
+            out["token"] = r.entry.token.reveal()
     return JSONResponse(out, headers={"Cache-Control": _NO_STORE})
 
 

@@ -111,3 +111,29 @@ def test_a_key_that_expires_during_a_long_poll_gets_401(
         conn.execute(api_keys.update().where(api_keys.c.id == key.id).values(expires_at=soon))
     r = LongPoll(live_broker.client(value.reveal()), "acme/wa", wait=30).result()
     assert r.status_code == 401 and r.json()["error"]["message"] == "this API key has expired"
+
+
+@pytest.mark.timeout(60)  # without the fix the stream stays open: fail, do not hang
+def test_a_key_revoked_by_another_process_ends_its_stream(
+    setup: tuple[LiveBroker, str, str],
+) -> None:
+    """Revoked straight in the store: the open stream ends with `event: error` (within the TTL)."""
+    lb, key, key_id = setup
+    with lb.client(key).stream("GET", "/v1/stream", timeout=30) as r:
+        lines = r.iter_lines()
+        assert next(lines) == "retry: 3000"
+        KeyStore(lb.store).revoke(key_id, actor="cli")
+        events = [line for line in lines if line.startswith("event:")]
+    assert events == ["event: error"]
+
+
+@pytest.mark.timeout(60)  # without the fix the stream stays open: fail, do not hang
+def test_a_key_that_expires_ends_its_stream(live_broker: LiveBroker, new_token: Any) -> None:
+    add_manual(live_broker.store, "acme/wa", new_token())
+    key, value = KeyStore(live_broker.store).create("app", ["acme/*"], actor="test")
+    with live_broker.store.write() as conn:
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        conn.execute(api_keys.update().where(api_keys.c.id == key.id).values(expires_at=soon))
+    with live_broker.client(value.reveal()).stream("GET", "/v1/stream", timeout=30) as r:
+        events = [line for line in r.iter_lines() if line.startswith("event:")]
+    assert events == ["event: error"]

@@ -204,3 +204,18 @@ def test_an_unreachable_graph_api_is_a_transient_502(proxied: Proxied):
     assert (r.status_code, r.headers["x-permatoken-error"]) == (502, "upstream_unreachable")
     assert r.json()["error"]["code"] == 2 and r.json()["error"]["is_transient"] is True
     assert "nothing was sent" in r.json()["error"]["message"]
+
+
+def test_a_wrong_graph_path_is_a_2500_that_renews_nothing(proxied: Proxied):
+    """A programming error (a path Graph does not know) is Meta's 2500 "Unknown path components":
+    it comes back as it is, with no debug_token, no renewal and the same token afterwards."""
+    token = proxied.token()
+    c = proxied.client()
+    r = c.get(f"/v25.0/{proxied.phone_id}/no/such/edge")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == 2500
+    assert token not in r.text
+    assert proxied.state.calls(DEBUG) == [] and proxied.state.calls(MINT) == []
+    assert proxied.token() == token
+    assert proxied.send(c, "after the typo").status_code == 200
+    assert proxied.accepted() == ["after the typo"]

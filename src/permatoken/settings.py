@@ -162,6 +162,7 @@ class Settings(BaseSettings):
             "token_invalid",
             "recovered",
             "backup_failed",
+            "account_update",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
@@ -180,12 +181,15 @@ class Settings(BaseSettings):
     #: Seconds a rotation lease lives without renewal: how long a crashed worker's half-done
     #: rotation waits before another process resumes it (PERMATOKEN_LEASE_TTL).
     lease_ttl: float = Field(default=120.0, gt=0)
+    #: The token Meta's webhook verification handshake must present (``GET /webhooks/meta``,
+    #: docs/providers.md); unset, the handshake is refused. A secret: never logged or shown.
+    webhook_verify_token: Secret | None = None
     #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
     backup: BackupSettings = Field(default_factory=BackupSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 
-    @field_validator("key", mode="before")
+    @field_validator("key", "webhook_verify_token", mode="before")
     @classmethod
     def _wrap_key(cls, value: Any) -> Any:
         if value is None or isinstance(value, Secret):

@@ -419,6 +419,14 @@ def create_app(
     ops = operations()
     routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    # Meta's webhooks and deauthorize callback (public, signed; docs/providers.md).
+    from ..providers.handling import DeliveryHandler
+    from ..providers.routes import MetaWebhooks
+
+    deliveries = DeliveryHandler(
+        settings, store, engine, on_change=broker.hub.changed_threadsafe, owner=engine.owner
+    )
+    routes.extend(MetaWebhooks(settings, store, deliveries).routes())
     if settings.proxy.enabled:  # /graph/{credential-name}/-/… (docs/proxy.md)
         from ..proxy import GraphProxy
 
@@ -427,9 +435,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start(broker)
+        deliveries.start()
         try:
             yield
         finally:
+            await run_in_threadpool(deliveries.stop)
             await stop(broker)
 
     app = BrokerApp(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -78,6 +78,7 @@ def _import_commands() -> None:
         maintenance,
         onboard,
         policy,
+        providers,
         rotation,
         serve,
     )

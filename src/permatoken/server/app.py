@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import PermatokenError
+from ..providers import api as providers_api
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
@@ -270,6 +271,17 @@ def operations() -> list[Op]:
             f"Register or update a Meta app ({manage}).",
             s.AppOut,
             body=s.AppIn,
+        ),
+        Op(
+            "post",
+            "/v1/onboarding/embedded-signup",
+            "/v1/onboarding/embedded-signup",
+            providers_api.embedded_signup,
+            f"Onboard a client from its Embedded Signup code ({manage}, grant on the tenant); "
+            "201 created, 200 when the code was onboarded before (same answer).",
+            providers_api.EmbeddedSignupOut,
+            status=201,
+            body=providers_api.EmbeddedSignupIn,
         ),
         Op(
             "get",

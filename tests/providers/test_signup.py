@@ -40,6 +40,11 @@ def onboarding_rows(store: Store) -> list[Any]:
         return list(conn.execute(sa.text("select code_hash, state from onboardings")))
 
 
+@pytest.mark.parametrize(
+    "store_url",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 def test_api_onboards_stores_subscribes_and_repeats_the_same_answer(
     live_broker: LiveBroker, sandbox: ThreadSandbox, store: Store, registered: Any, emitted: Any
 ) -> None:

@@ -307,3 +307,28 @@ def test_uninstall_on_postgresql(
     until(lambda: health(store, su.name) == "invalid" and notices(store, su.name))
     with store.read() as conn:
         assert conn.execute(sa.text("select count(*) from meta_deliveries")).scalar() >= 1
+
+
+def test_an_uninstall_of_one_app_leaves_another_apps_credential_on_the_same_waba(
+    live_broker: LiveBroker, sandbox: ThreadSandbox, store: Store
+) -> None:
+    """Tenant/app boundary: app A's PARTNER_APP_UNINSTALLED (signed by A) never marks a
+    credential of app B, even on the same WABA; A's own credential is marked."""
+    su = sign_up(sandbox, store)
+    world = sandbox.state.fixtures()
+    other_app, other_secret = app_of(world, 1)
+    store.put_app(other_app, Secret(other_secret))
+    store.add_credential(
+        NewCredential(name="globex/same-waba", app_id=other_app, waba_ids=(su.waba_id,)),
+        Secret("EAAother" + "p" * 40),
+        VersionMeta(token_type="SYSTEM_USER"),
+    )
+    sandbox.state.uninstall_app(su.business_id)
+    _, secret = app_of(world)
+    info = {"waba_id": su.waba_id, "owner_business_id": su.business_id, "partner_app_id": su.app_id}
+    body = envelope(su.waba_id, "PARTNER_APP_UNINSTALLED", int(time.time()), waba_info=info)
+    assert post(live_broker.client(), body, sign(secret, body)).status_code == 200
+    until(lambda: settled(store) and len(rows(store)) == 1)
+    assert health(store, su.name) == "invalid"
+    assert health(store, "globex/same-waba") == "ok" and notices(store, "globex/same-waba") == []
+    assert rows(store)[0]["app_id"] == su.app_id

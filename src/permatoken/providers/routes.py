@@ -148,10 +148,19 @@ class MetaWebhooks:
         except (MalformedDelivery, ValueError, RecursionError) as exc:
             reason = str(exc) if isinstance(exc, MalformedDelivery) else "the body is not JSON"
             return _refusal(400, "malformed", reason)
-        if changes:
-            await run_in_threadpool(self.deliveries.record, [row_of_change(c) for c in changes])
-            self.handler.wake()
+        if changes and not await self._record([row_of_change(c) for c in changes]):
+            return _refusal(503, "unavailable", "cannot record the delivery now; retry")
         return JSONResponse({"received": len(changes)})
+
+    async def _record(self, rows: list[dict[str, object]]) -> bool:
+        """Record durably, then wake the handler; False (Meta retries on 503) if the store failed."""
+        try:
+            await run_in_threadpool(self.deliveries.record, rows)
+        except PermatokenError as exc:
+            log.error("cannot record a Meta delivery: %s", exc.message)
+            return False
+        self.handler.wake()
+        return True
 
     async def deauthorize(self, request: Request) -> Response:
         try:
@@ -172,8 +181,8 @@ class MetaWebhooks:
             return _refusal(401 if exc.missing else 403, "bad_signature", exc.reason)
         except MalformedDelivery as exc:
             return _refusal(400, "malformed", str(exc))
-        await run_in_threadpool(self.deliveries.record, [row_of_change(change)])
-        self.handler.wake()
+        if not await self._record([row_of_change(change)]):
+            return _refusal(503, "unavailable", "cannot record the callback now; retry")
         return JSONResponse({"received": 1})
 
 

@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     #: The token Meta's webhook verification handshake must present (``GET /webhooks/meta``,
     #: docs/providers.md); unset, the handshake is refused. A secret: never logged or shown.
     webhook_verify_token: Secret | None = None
+    #: Forward every verified delivery (body and signature unchanged) to the application's own
+    #: webhook URL, so permatoken can be the one endpoint registered with Meta; Meta gets a 502
+    #: (and retries) when the application does not take it.
+    webhook_forward_url: str | None = None
     #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
     backup: BackupSettings = Field(default_factory=BackupSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
@@ -237,6 +241,13 @@ class Settings(BaseSettings):
         if backend not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"unsupported database {backend[:20]!r}")
         return value
+
+    @field_validator("webhook_forward_url")
+    @classmethod
+    def _check_forward_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
 
     @field_validator("graph_url")
     @classmethod

@@ -332,3 +332,36 @@ def test_an_uninstall_of_one_app_leaves_another_apps_credential_on_the_same_waba
     assert health(store, su.name) == "invalid"
     assert health(store, "globex/same-waba") == "ok" and notices(store, "globex/same-waba") == []
     assert rows(store)[0]["app_id"] == su.app_id
+
+
+def test_verified_deliveries_are_forwarded_unchanged_and_a_failed_forward_is_retried(
+    broker_settings: Any, store: Store, engine: Any, broker_config: Any, sandbox: ThreadSandbox
+) -> None:
+    """With ``webhook_forward_url`` the application gets Meta's bytes and signature (so its own
+    check passes); forged deliveries never reach it; when it answers 500 Meta gets a 502 and
+    its retry is forwarded again, while the change is still recorded once."""
+    from sandbox._receiver import Receiver
+
+    su = sign_up(sandbox, store)
+    _, secret = app_of(sandbox.state.fixtures())
+    with Receiver() as app:
+        settings = broker_settings.model_copy(
+            update={"webhook_forward_url": f"{app.url}/whatsapp/hook"}
+        )
+        with LiveBroker(settings, store, engine, broker_config) as lb:
+            c = lb.client()
+            message = b'{"object":"whatsapp_business_account","entry":[{"id":"1","time":1,"changes":[{"field":"messages","value":{}}]}]}'
+            assert post(c, message, sign(secret, message)).status_code == 200
+            assert post(c, message, sign("forged", message)).status_code == 403
+            app.statuses.append(500)
+            body = envelope(su.waba_id, "ACCOUNT_OFFBOARDED", int(time.time()))
+            assert post(c, body, sign(secret, body)).status_code == 502
+            assert post(c, body, sign(secret, body)).status_code == 200
+            until(lambda: settled(store) and health(store, su.name) == "needs_human")
+    got = [(r.path, r.body, r.headers["x-hub-signature-256"]) for r in app.requests]
+    assert got == [
+        ("/whatsapp/hook", message, sign(secret, message)),
+        ("/whatsapp/hook", body, sign(secret, body)),
+        ("/whatsapp/hook", body, sign(secret, body)),
+    ]
+    assert len(rows(store)) == 1

@@ -41,6 +41,7 @@ from .signatures import (
 log = logging.getLogger("permatoken.webhooks")
 
 MAX_BODY = 1024 * 1024
+FORWARD_TIMEOUT = 10.0
 _CHALLENGE_MAX = 256
 
 
@@ -150,7 +151,35 @@ class MetaWebhooks:
             return _refusal(400, "malformed", reason)
         if changes and not await self._record([row_of_change(c) for c in changes]):
             return _refusal(503, "unavailable", "cannot record the delivery now; retry")
+        if self.settings.webhook_forward_url and not await self._forward(request, body):
+            # Recorded already (a retry records nothing twice); Meta retries the forward.
+            return _refusal(502, "forward_failed", "the application did not take the delivery")
         return JSONResponse({"received": len(changes)})
+
+    async def _forward(self, request: Request, body: bytes) -> bool:
+        """Hand the verified delivery, byte for byte and still signed, to the application."""
+        import httpx
+
+        url = self.settings.webhook_forward_url
+        assert url is not None
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k in (SIGNATURE_HEADER, "x-hub-signature", "content-type", "user-agent")
+        }
+        where = httpx.URL(url).host
+        try:
+            async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT) as client:
+                answer = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("forwarding a Meta delivery to %s failed: %s", where, type(exc).__name__)
+            return False
+        if answer.status_code >= 300:
+            log.warning(
+                "forwarding a Meta delivery to %s failed: HTTP %d", where, answer.status_code
+            )
+            return False
+        return True
 
     async def _record(self, rows: list[dict[str, object]]) -> bool:
         """Record durably, then wake the handler; False (Meta retries on 503) if the store failed."""

@@ -72,6 +72,11 @@ def test_thousand_rows_online_then_rerun_is_unchanged(
     emitted.watch(*values)
 
 
+@pytest.mark.parametrize(
+    "store_url",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
 def test_bad_rows_are_reported_and_the_rest_imported(
     run_cli: CliRunner, store: Store, tmp_path: Path, emitted: Any
 ) -> None:

@@ -5,7 +5,7 @@ reachable): the baseline calls ``Store.add_credential`` per token (what ``permat
 --offline`` does, minus the process start), the import runs ``Importer`` over a CSV file (parse,
 judge, batches of 500 in three multi-row statements). Prints seconds, rows/s and the ratio.
 
-    python bench/bench_import.py [--rows 20000] [--pg-url postgresql+psycopg://…/test]
+    python bench/bench_import.py [--rows 5000] [--pg-url postgresql+psycopg://…/test]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def pg_database(admin_url: str, name: str) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=5_000)
     parser.add_argument("--pg-url", default=PG_DEFAULT)
     args = parser.parse_args()
     n = args.rows

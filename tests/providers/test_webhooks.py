@@ -365,3 +365,22 @@ def test_verified_deliveries_are_forwarded_unchanged_and_a_failed_forward_is_ret
         ("/whatsapp/hook", body, sign(secret, body)),
     ]
     assert len(rows(store)) == 1
+
+
+def test_sandbox_reordering_install_before_uninstall_still_ends_dead_with_a_notice(
+    live_broker: LiveBroker, sandbox: ThreadSandbox, store: Store
+) -> None:
+    """The sandbox removes the app, adds it back, and delivers the two events newest first:
+    the install's re-inspection finds the token dead (an install revives nothing), so the
+    credential ends invalid and a human hears of it, whatever the order."""
+    su = sign_up(sandbox, store)
+    sandbox.state.set_webhook(f"{live_broker.url}/webhooks/meta", VERIFY_TOKEN)
+    sandbox.state.config.webhook_reorder = True
+    sandbox.state.uninstall_app(su.business_id)
+    sandbox.state.clock.advance(10)  # the install is ten seconds newer
+    sandbox.state.install_app(su.business_id)
+    until(lambda: len(rows(store)) == 2 and settled(store))
+    got = [(r["event"], r["state"]) for r in rows(store)]
+    assert got == [("PARTNER_APP_INSTALLED", "handled"), ("PARTNER_APP_UNINSTALLED", "stale")]
+    assert health(store, su.name) == "invalid"
+    assert notices(store, su.name), "a human must hear of the dead token"

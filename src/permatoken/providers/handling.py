@@ -164,6 +164,9 @@ class DeliveryHandler:
         if stale:
             # A newer event for this WABA was handled first: this one only re-inspects.
             confirmed = {n: self._confirm(n, change, Action.REINSPECT) for n in names}
+            self._changed(names)
+            for name in names:
+                self._notify(name, change, confirmed[name])
             return "stale", {"credentials": names, "confirmed": confirmed}
         if action is not Action.REINSPECT:
             health = Health.INVALID if action is Action.DEAD else Health.NEEDS_HUMAN
@@ -174,9 +177,10 @@ class DeliveryHandler:
             self._changed(names)
         confirmed = {n: self._confirm(n, change, action) for n in names}
         self._changed(names)
-        if action is not Action.REINSPECT:
-            for name in names:
-                self._notify(name, change, action, confirmed[name])
+        # Also after a re-inspection: an "installed" that finds the token dead (Meta reordered
+        # an uninstall behind it) is the human's only news of the death.
+        for name in names:
+            self._notify(name, change, confirmed[name])
         return "handled", {"action": action.value, "credentials": names, "confirmed": confirmed}
 
     def _changed(self, names: list[str]) -> None:
@@ -226,7 +230,7 @@ class DeliveryHandler:
         self.store.update_credential(name, health=health, health_reason=reason)
         return phrase
 
-    def _notify(self, name: str, change: Change, action: Action, confirmed: str) -> None:
+    def _notify(self, name: str, change: Change, confirmed: str) -> None:
         try:
             cred = self.store.get(name)
             version = self.store.version(name).version
@@ -241,7 +245,9 @@ class DeliveryHandler:
             event=change.event,
             at=change.time,
             what=meaning(change),
-            todo=TODO[action].format(name=name),
+            todo=TODO[Action.DEAD if cred.health is Health.INVALID else Action.SUSPEND].format(
+                name=name
+            ),
             confirmed=confirmed,
         )
         if notice.event.value in set(self.settings.notify_events):

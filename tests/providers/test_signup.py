@@ -223,3 +223,22 @@ def test_serve_killed_between_exchange_and_answer_keeps_the_token_exactly_once(
         assert json.dumps(r.json()).find(store.reveal(name).reveal()) == -1
     finally:
         server.stop()
+
+
+def test_a_meta_error_after_the_exchange_is_finished_by_repeating_the_same_code(
+    live_broker: LiveBroker, sandbox: ThreadSandbox, store: Store, registered: Any
+) -> None:
+    """subscribed_apps fails (Meta 500) after the exchange: 502 saying the token is stored and
+    to repeat; the repeat (fault gone) finishes without a second exchange."""
+    made = sandbox.state.embedded_signup()
+    sandbox.state.inject_fault(
+        endpoint="POST /{waba-id}/subscribed_apps", kind="error", code=2, http_status=500
+    )
+    c = live_broker.client(live_broker.key("operator", "acme/*"))
+    r = c.post(URL, json={"code": made["code"], "tenant": "acme"})
+    assert r.status_code == 502 and "repeat the same call" in r.json()["error"]["message"]
+    assert store.list_status() == [] and [row[1] for row in onboarding_rows(store)] == ["exchanged"]
+    sandbox.state.clear_faults()
+    r = c.post(URL, json={"code": made["code"], "tenant": "acme"})
+    assert r.status_code == 201 and exchanges(sandbox) == 1
+    assert len(store.list_status()) == 1

@@ -134,6 +134,9 @@ class DeliveryHandler:
             state, outcome = self.handle(row["id"], change)
         except PermatokenError as exc:
             state, outcome = "failed", {"error": exc.message}
+        except Exception as exc:  # a bug must not make the row come back every sweep
+            log.error("handling a Meta delivery failed: %s", type(exc).__name__)
+            state, outcome = "failed", {"error": type(exc).__name__}
         if self.deliveries.finish(row["id"], state, outcome):
             log.info(
                 "meta %s %s for WABA %s / user %s: %s %s",

@@ -103,7 +103,14 @@ def onboard(
         token = issued.value
         register_secret(token)
         staged.stage(key, token, tenant=tenant, name=name, app_id=app)
-    result = _finish(engine, store, token, app=app, tenant=tenant, name=name)
+    try:
+        result = _finish(engine, store, token, app=app, tenant=tenant, name=name)
+    except GraphError as exc:
+        exc.hint = (
+            "the business token is stored safely: repeat the same call with the same code "
+            "to finish (it will not be exchanged again)"
+        )
+        raise
     staged.done(key, result)
     return result | {"repeated": False}
 

@@ -242,3 +242,27 @@ def test_a_meta_error_after_the_exchange_is_finished_by_repeating_the_same_code(
     r = c.post(URL, json={"code": made["code"], "tenant": "acme"})
     assert r.status_code == 201 and exchanges(sandbox) == 1
     assert len(store.list_status()) == 1
+
+
+def test_signing_up_again_gives_the_named_credential_a_new_version(
+    live_broker: LiveBroker, sandbox: ThreadSandbox, store: Store, registered: Any
+) -> None:
+    """The client removed the app (token dead, credential invalid) and signs up again under the
+    same name: the new business token becomes version 2, healthy; nothing is duplicated."""
+    c = live_broker.client(live_broker.key("operator", "acme/*"))
+    first = sandbox.state.embedded_signup()
+    assert (
+        c.post(URL, json={"code": first["code"], "tenant": "acme", "name": "acme/shop"}).status_code
+        == 201
+    )
+    old = store.reveal("acme/shop")
+    sandbox.state.uninstall_app(first["business_id"])
+    second = sandbox.state.embedded_signup()
+    r = c.post(URL, json={"code": second["code"], "tenant": "acme", "name": "acme/shop"})
+    assert r.status_code == 201, r.text
+    assert r.json()["credentials"][0]["version"] == 2
+    status = store.status("acme/shop")
+    assert status.current is not None and status.current.version == 2
+    assert store.reveal("acme/shop") != old and status.credential.health.value == "ok"
+    assert status.credential.waba_ids == (second["waba_id"],)
+    assert len(store.list_status()) == 1

@@ -196,3 +196,39 @@ def test_hundred_thousand_rows_offline(run_cli: CliRunner, store: Store, tmp_pat
     assert again.json()["unchanged"] == n
     assert store.reveal("t42/c012342").reveal().startswith("EAAbulk012342")
     assert "EAAbulk" not in r.stderr + again.stderr
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(store: Store, tmp_path: Path) -> None:
+    """stderr a terminal (a pty): Rich draws the bar there; stdout (a pipe) stays a plain report."""
+    import pty
+    import subprocess
+    import sys
+
+    lines = ["name,token,expires_at"] + [
+        f"acme/p{i},EAAprog{i:04d}{'p' * 30},never" for i in range(1200)
+    ]
+    f = write(tmp_path / "p.csv", "\n".join(lines) + "\n")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "permatoken", "import", str(f), "--offline"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env=dict(os.environ, COLUMNS="100", TERM="xterm"),
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"importing" in seen and b"EAAprog" not in seen
+    assert b"importing" not in out and out.decode().endswith(
+        "1200 created, 0 unchanged, 0 refused\n"
+    )

@@ -83,7 +83,8 @@ def test_verify_reports_counts_keys_revision_and_writes_nothing(
     assert data["ok"] is True and data["schema_revision"] == "0005_providers"
     assert data["kek_ids"] == [store.keyring.active_id] and data["created_at"].endswith("Z")
     assert set(data["counts"]) == set(metadata.tables) and data["counts"]["versions"] == 2
-    assert data["secrets_opened"] == 4  # two versions, a refresh token, an app secret
+    # two versions, a refresh token, an app secret, a staged Embedded Signup token
+    assert data["secrets_opened"] == 5
     assert all_rows(settings.resolved_database_url) == before
     assert sorted(os.listdir(tmp_path)) == listing
 

@@ -177,7 +177,7 @@ def code_hash(code: Secret) -> str:
     return hashlib.sha256(b"permatoken/v1/es-code:" + code.reveal().encode()).hexdigest()
 
 
-def _aad_onboarding(key: str) -> bytes:
+def aad_onboarding(key: str) -> bytes:
     return f"permatoken/v1/onboarding:{key}".encode()
 
 
@@ -195,7 +195,7 @@ class Onboardings:
     def stage(self, key: str, token: Secret, *, tenant: str, name: str | None, app_id: str) -> None:
         """Store the business token before anything else is done with it (one statement)."""
         now = self.store.clock.now()
-        sealed = self.store.keyring.seal(token.reveal().encode(), _aad_onboarding(key))
+        sealed = self.store.keyring.seal(token.reveal().encode(), aad_onboarding(key))
         with self.store.write() as conn:
             conn.execute(
                 _insert_ignoring(self.store, onboardings)
@@ -217,7 +217,7 @@ class Onboardings:
     def token(self, row: dict[str, Any]) -> Secret:
         raw = self.store.keyring.open(
             Sealed(row["ciphertext"], row["wrapped_key"], row["kek_id"]),
-            _aad_onboarding(row["code_hash"]),
+            aad_onboarding(row["code_hash"]),
         )
         secret = Secret(raw.decode())
         register_secret(secret)
@@ -232,4 +232,4 @@ class Onboardings:
             )
 
 
-__all__ = ["Deliveries", "Onboardings", "code_hash"]
+__all__ = ["Deliveries", "Onboardings", "aad_onboarding", "code_hash"]

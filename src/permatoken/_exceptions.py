@@ -27,7 +27,8 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     │   ├── BackupTamperedError     changed, truncated, or not made with these keys (MAC mismatch)
     │   ├── WrongPassphraseError    the passphrase does not open the keys sealed in the backup
     │   └── StoreNotEmptyError      restore refused: the target store already holds data
-    └── ListenError                 a server cannot listen on its address (port in use…)
+    ├── ListenError                 a server cannot listen on its address (port in use…)
+    └── RowsRefusedError            a bulk import finished but refused some rows (report printed)
 """
 
 from __future__ import annotations
@@ -175,3 +176,9 @@ class ListenError(PermatokenError):
     """``serve`` or ``sandbox`` cannot listen on the address asked for; names ``host``, ``port``."""
 
     code = "cannot_listen"
+
+
+class RowsRefusedError(PermatokenError):
+    """``permatoken import`` stored what it could; ``refused`` rows were not (each says why)."""
+
+    code = "rows_refused"

@@ -162,6 +162,7 @@ class Settings(BaseSettings):
             "token_invalid",
             "recovered",
             "backup_failed",
+            "account_update",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
@@ -180,12 +181,19 @@ class Settings(BaseSettings):
     #: Seconds a rotation lease lives without renewal: how long a crashed worker's half-done
     #: rotation waits before another process resumes it (PERMATOKEN_LEASE_TTL).
     lease_ttl: float = Field(default=120.0, gt=0)
+    #: The token Meta's webhook verification handshake must present (``GET /webhooks/meta``,
+    #: docs/providers.md); unset, the handshake is refused. A secret: never logged or shown.
+    webhook_verify_token: Secret | None = None
+    #: Forward every verified delivery (body and signature unchanged) to the application's own
+    #: webhook URL, so permatoken can be the one endpoint registered with Meta; Meta gets a 502
+    #: (and retries) when the application does not take it.
+    webhook_forward_url: str | None = None
     #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
     backup: BackupSettings = Field(default_factory=BackupSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 
-    @field_validator("key", mode="before")
+    @field_validator("key", "webhook_verify_token", mode="before")
     @classmethod
     def _wrap_key(cls, value: Any) -> Any:
         if value is None or isinstance(value, Secret):
@@ -233,6 +241,13 @@ class Settings(BaseSettings):
         if backend not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"unsupported database {backend[:20]!r}")
         return value
+
+    @field_validator("webhook_forward_url")
+    @classmethod
+    def _check_forward_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
 
     @field_validator("graph_url")
     @classmethod

@@ -67,7 +67,29 @@ def seed_small(store: Store) -> list[str]:
     claim = log.claim("manual", "test", T0)
     assert claim is not None
     log.finish(claim, T0, ok=True, path="/x/y.ptbackup", size=10, counts={"versions": 2})
-    return [app_secret, token1, token2, refresh, api_key.reveal()]
+    # Tech Provider tables: a recorded Meta delivery and a staged Embedded Signup token.
+    from permatoken.store.providers import Deliveries, Onboardings, code_hash
+
+    business_token = random_token()
+    Deliveries(store).record(
+        [
+            {
+                "key": "k" * 64,
+                "source": "webhook",
+                "app_id": "1234567890",
+                "event": "PARTNER_APP_UNINSTALLED",
+                "waba_id": "111",
+                "business_id": None,
+                "user_id": None,
+                "event_time": T0,
+                "payload": {"event": "PARTNER_APP_UNINSTALLED", "n": [1, 2.5]},
+            }
+        ]
+    )
+    Onboardings(store).stage(
+        code_hash(Secret("AQcode")), Secret(business_token), tenant="acme", name=None, app_id="1"
+    )
+    return [app_secret, token1, token2, refresh, api_key.reveal(), business_token]
 
 
 def seed_bulk(store: Store, n: int, *, prefix: str = "bulk") -> dict[str, str]:

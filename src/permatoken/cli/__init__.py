@@ -26,6 +26,7 @@ from .._exceptions import (
     NotFoundError,
     PermatokenError,
     RotationError,
+    RowsRefusedError,
     StoreError,
     UpstreamUnreachableError,
 )
@@ -47,6 +48,7 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (BrokerError, 11),
     (ListenError, 13),
     (BackupError, 14),
+    (RowsRefusedError, 15),
 ]
 INTERRUPTED = 130
 INTERNAL_ERROR = 70
@@ -78,6 +80,7 @@ def _import_commands() -> None:
         maintenance,
         onboard,
         policy,
+        providers,
         rotation,
         serve,
     )

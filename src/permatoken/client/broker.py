@@ -98,13 +98,14 @@ def parse_token(data: dict[str, Any], name: str) -> CachedToken:
             f"the broker's answer for {name!r} lacks an integer version or a token", name=name
         )
     register_secret(value)
-    token_type = data.get("token_type")
+    token_type, health = data.get("token_type"), data.get("health")
     return CachedToken(
         name=name,
         version=version,
         value=Secret(value),
         expires_at=_expires(data.get("expires_at")),
         token_type=token_type if isinstance(token_type, str) else None,
+        health=health if isinstance(health, str) else None,
     )
 
 

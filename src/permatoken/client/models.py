@@ -25,6 +25,8 @@ class CachedToken:
     value: Secret
     expires_at: datetime | None = None
     token_type: str | None = None
+    #: The credential's health as the broker last said (``ok``, ``invalid``…; None if unknown).
+    health: str | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -278,6 +278,15 @@ def get_object(
     return GraphCall(GraphRequest("GET", _segment(object_id), params, bearer=token), parse_object)
 
 
+def subscribe_app(
+    waba_id: str, token: Secret, *, app_secret: Secret | None = None
+) -> GraphCall[bool]:
+    """``POST /{waba-id}/subscribed_apps``: the token's app gets the WABA's webhooks (10b)."""
+    form: dict[str, Param] = dict(_proof(token, app_secret))
+    request = GraphRequest("POST", f"{_segment(waba_id)}/subscribed_apps", form=form, bearer=token)
+    return GraphCall(request, parse_success)
+
+
 def list_phone_numbers(
     waba_id: str, token: Secret, *, app_secret: Secret | None = None
 ) -> GraphCall[list[dict[str, Any]]]:

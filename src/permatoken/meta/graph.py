@@ -337,6 +337,9 @@ class GraphClient(BaseGraphClient):
     ) -> dict[str, Any]:
         return self.call(ep.get_object("me", token, app_secret=app_secret, fields=fields))
 
+    def subscribe_app(self, waba_id: str, token: Secret, app_secret: Secret | None = None) -> bool:
+        return self.call(ep.subscribe_app(waba_id, token, app_secret=app_secret))
+
 
 class AsyncGraphClient(BaseGraphClient):
     """Asynchronous Graph client over an ``httpx.AsyncClient`` (injected or owned)."""

@@ -25,6 +25,8 @@ class NoticeEvent(StrEnum):
     RECOVERED = "recovered"
     RENEWED = "renewed"
     BACKUP_FAILED = "backup_failed"
+    #: Meta announced (webhook or deauthorize callback) that a token died or an account changed.
+    ACCOUNT_UPDATE = "account_update"
 
 
 #: Sent unless settings say otherwise; ``renewed`` is opt-in (it is good news, and frequent).
@@ -270,6 +272,33 @@ def backup_failed(period: int, *, reason: str, directory: str, now: datetime) ->
     )
 
 
+def account_update(
+    name: str,
+    tenant: str,
+    version: int,
+    *,
+    event: str,
+    at: datetime,
+    what: str,
+    todo: str,
+    confirmed: str,
+) -> Notice:
+    """Meta said something happened to the account behind ``name`` (one notice per event)."""
+    body = (
+        f"Meta announced {event} at {isoformat(at)}: {what}.\n"
+        f"Credential {name} (version {version}): {confirmed}.\n{todo}"
+    )
+    return Notice(
+        name,
+        tenant,
+        version,
+        NoticeEvent.ACCOUNT_UPDATE,
+        f"{event}@{int(at.timestamp())}"[:40],
+        f"[permatoken] {name}: {event.replace('_', ' ').lower()}",
+        body,
+    )
+
+
 #: Notices about the store itself (not a credential) are filed under this name.
 BACKUP_NOTICE_NAME = "permatoken/backup"
 
@@ -279,6 +308,7 @@ __all__ = [
     "TROUBLE",
     "Notice",
     "NoticeEvent",
+    "account_update",
     "backup_failed",
     "expired",
     "expired_key",

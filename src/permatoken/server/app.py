@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._exceptions import PermatokenError
+from ..providers import api as providers_api
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
@@ -272,6 +273,17 @@ def operations() -> list[Op]:
             body=s.AppIn,
         ),
         Op(
+            "post",
+            "/v1/onboarding/embedded-signup",
+            "/v1/onboarding/embedded-signup",
+            providers_api.embedded_signup,
+            f"Onboard a client from its Embedded Signup code ({manage}, grant on the tenant); "
+            "201 created, 200 when the code was onboarded before (same answer).",
+            providers_api.EmbeddedSignupOut,
+            status=201,
+            body=providers_api.EmbeddedSignupIn,
+        ),
+        Op(
             "get",
             "/v1/events",
             "/v1/events",
@@ -419,6 +431,14 @@ def create_app(
     ops = operations()
     routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    # Meta's webhooks and deauthorize callback (public, signed; docs/providers.md).
+    from ..providers.handling import DeliveryHandler
+    from ..providers.routes import MetaWebhooks
+
+    deliveries = DeliveryHandler(
+        settings, store, engine, on_change=broker.hub.changed_threadsafe, owner=engine.owner
+    )
+    routes.extend(MetaWebhooks(settings, store, deliveries).routes())
     if settings.proxy.enabled:  # /graph/{credential-name}/-/… (docs/proxy.md)
         from ..proxy import GraphProxy
 
@@ -427,9 +447,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await start(broker)
+        deliveries.start()
         try:
             yield
         finally:
+            await run_in_threadpool(deliveries.stop)
             await stop(broker)
 
     app = BrokerApp(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)

@@ -35,6 +35,8 @@ class CachedToken:
     token: Secret
     expires_at: datetime | None
     loaded_at: float
+    #: The credential's health when loaded (dropped from the cache when it changes).
+    health: str = "ok"
 
 
 class TokenCache:
@@ -104,6 +106,7 @@ class TokenCache:
                 versions.c.fingerprint,
                 versions.c.token_type,
                 versions.c.expires_at,
+                credentials.c.health,
             )
             .select_from(credentials.join(versions, versions.c.credential_id == credentials.c.id))
             .where(credentials.c.name == name, versions.c.state == "current")
@@ -113,7 +116,7 @@ class TokenCache:
         if row is None:
             self.store.version(name)  # raises the precise NotFoundError / InvalidNameError
             raise NotFoundError(f"credential {name!r} has no current version", name=name)
-        cid, number, ciphertext, wrapped, kek_id, fp, token_type, expires_at = row
+        cid, number, ciphertext, wrapped, kek_id, fp, token_type, expires_at, health = row
         try:
             data = json.loads(
                 self.store.keyring.open(
@@ -136,10 +139,13 @@ class TokenCache:
                 "expires_at": isoformat(expires),
                 "token_type": token_type,
                 "fingerprint": fp,
+                "health": health,
             },
             separators=(",", ":"),
         ).encode()
-        return CachedToken(name, number, body, f'"v{number}"', token, expires, time.monotonic())
+        return CachedToken(
+            name, number, body, f'"v{number}"', token, expires, time.monotonic(), health
+        )
 
 
 __all__ = ["CachedToken", "TokenCache"]

@@ -30,7 +30,13 @@ from .cache import TokenCache
 
 log = logging.getLogger("permatoken.server.changes")
 
-_WATCHED_KINDS = ("version.promoted", "version.revoked", "version.retired", "credential.removed")
+_WATCHED_KINDS = (
+    "version.promoted",
+    "version.revoked",
+    "version.retired",
+    "credential.removed",
+    "health.changed",
+)
 
 
 @dataclass(eq=False)
@@ -63,6 +69,13 @@ class ChangeHub:
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.publish, name, version)
+
+    def changed_threadsafe(self, name: str) -> None:
+        """For worker threads (the webhook handler): ``changed`` on the loop."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.changed, name)
 
     def publish(self, name: str, version: int) -> None:
         if version <= self._seen.get(name, 0):

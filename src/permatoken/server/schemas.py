@@ -40,6 +40,7 @@ class TokenOut(_Out):
     expires_at: datetime | None = Field(description="ISO 8601 UTC; null for never-expiring tokens.")
     token_type: str | None
     fingerprint: str
+    health: str = Field(description="The credential's health, as in `status` (e.g. `invalid`).")
 
 
 class ReportIn(_In):

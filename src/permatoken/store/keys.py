@@ -22,6 +22,7 @@ from ..crypto import RESTORE_HINT, Keyring, Sealed
 from ..live_keyring import LiveKeyring
 from . import engine as eng
 from .schema import apps, credential_secrets, credentials, versions
+from .schema_providers import onboardings
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,13 @@ SEALED = (
         apps.c.secret_kek_id,
         apps.c.secret_ciphertext,
         lambda conn, key: f"the secret of app {key[0]}",
+    ),
+    _SealedColumns(
+        onboardings,
+        onboardings.c.wrapped_key,
+        onboardings.c.kek_id,
+        onboardings.c.ciphertext,
+        lambda conn, key: "an Embedded Signup business token being onboarded",
     ),
 )
 

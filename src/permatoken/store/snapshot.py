@@ -139,6 +139,7 @@ class SealedColumns:
 
 def sealed_columns() -> dict[str, SealedColumns]:
     """Every table holding sealed values, with the associated data the repository binds."""
+    from .providers import aad_onboarding
     from .repository import _aad_app, _aad_secret, _aad_version
 
     return {
@@ -156,6 +157,9 @@ def sealed_columns() -> dict[str, SealedColumns]:
         ),
         "apps": SealedColumns(
             "secret_ciphertext", "secret_wrapped_key", "secret_kek_id", lambda r: _aad_app(r["id"])
+        ),
+        "onboardings": SealedColumns(
+            "ciphertext", "wrapped_key", "kek_id", lambda r: aad_onboarding(r["code_hash"])
         ),
     }
 

@@ -26,6 +26,7 @@ from .._exceptions import (
     NotFoundError,
     PermatokenError,
     RotationError,
+    SinkError,
     StoreError,
     UpstreamUnreachableError,
 )
@@ -47,6 +48,7 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (BrokerError, 11),
     (ListenError, 13),
     (BackupError, 14),
+    (SinkError, 16),
 ]
 INTERRUPTED = 130
 INTERNAL_ERROR = 70
@@ -80,6 +82,7 @@ def _import_commands() -> None:
         policy,
         rotation,
         serve,
+        sinks,
     )
 
 

@@ -90,6 +90,7 @@ def _status(
     from ..backup.status import last_backup_line
     from ..scheduler.policies import PolicyLayers
     from ..store.backups import BackupLog
+    from ..store.sinks import SinkTable
 
     st = state(ctx)
     store = st.open_store()
@@ -99,11 +100,13 @@ def _status(
         layers = PolicyLayers(st.settings, store)
         policies = [layers.for_credential(row.credential) for row in rows]
         last_backup = None if as_json else BackupLog(store).last()
+        sinks = SinkTable(store).all(name)
     finally:
         store.close()
     items = []
     for row, policy in zip(rows, policies, strict=True):
         data = row.to_json(now, policy=policy)
+        data["sinks"] = [s.to_json(now) for s in sinks if s.name == data["name"]]
         data["health"] = assess(
             row.credential.health, row.current.meta if row.current else None, now
         ).value
@@ -143,6 +146,12 @@ def _status(
                 f"to {up['host']} ({up['changed_at']} by {up['changed_by']})[/]"
             )
     console.print(last_backup_line(last_backup, now), markup=False)
+    behind = [s for s in sinks if s.behind and s.name in {d["name"] for d in items}]
+    if behind:
+        console.print(
+            f"sinks behind: {len(behind)} of {len(sinks)} (`permatoken sink list` shows them)",
+            markup=False,
+        )
 
 
 NameFilter = Annotated[

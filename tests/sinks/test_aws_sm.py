@@ -36,15 +36,6 @@ def key_of(store: Any, version: int, name: str = NAME) -> str:
     return Delivery(rec.uid, rec.credential_id, name, version, None, None).idempotency_key  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def onboarded(add: Any, sandbox: Any, emitted: Any) -> str:
-    """A 60-day system-user token from the sandbox, as version 1 of NAME."""
-    token = sandbox.token("system_user_60d")
-    emitted.watch(token, sandbox.app["secret"])
-    add(NAME, token)
-    return token
-
-
 def worker(settings: Any, store: Any) -> SinkWorker:
     return SinkWorker(settings, store, owner="test", clock=store.clock)
 

@@ -43,7 +43,12 @@ def init(ctx: typer.Context) -> None:
     home = settings.home
     key_file = settings.resolved_key_file
     ring: Keyring | None = None
-    if settings.key is not None:
+    if settings.kms_key_id:
+        from ..crypto import load_keyring
+
+        # Proves now that KMS answers and the key exists; no key file is created or needed.
+        ring = load_keyring(settings.key, key_file, kms_key_id=settings.kms_key_id)
+    elif settings.key is not None:
         ring = Keyring.from_env_value(settings.key)
     elif key_file.exists() or key_file.is_symlink():
         ring = Keyring.from_file(key_file)  # refuses bad permissions or length now, not later
@@ -53,7 +58,9 @@ def init(ctx: typer.Context) -> None:
     home.mkdir(parents=True, exist_ok=True)
     if created_home:
         os.chmod(home, 0o700)
-    if settings.key is not None:
+    if ring is not None and ring.kms is not None:
+        console.print(f"key: AWS KMS key {ring.kms.arn} (no key file)", markup=False)
+    elif settings.key is not None:
         console.print("key: using PERMATOKEN_KEY from the environment")
     elif ring is not None:
         console.print(f"key: keeping existing key file {key_file}")

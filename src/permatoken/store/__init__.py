@@ -34,6 +34,8 @@ def open_store(
             settings.key,
             settings.resolved_key_file,
             verify=lambda ring: _keys.require_keys(engine, url, ring),
+            kms_key_id=settings.kms_key_id,
+            kms_cache_seconds=settings.kms_cache_seconds,
         )
     except BaseException:
         engine.dispose()

@@ -232,3 +232,41 @@ def test_no_token_reaches_a_log_even_at_debug(
     emitted.assert_absent(onboarded)
     assert all(onboarded not in r.getMessage() for r in caplog.records)
     assert onboarded not in moto.logs()
+
+
+def test_a_sink_left_behind_sends_one_notice_per_version(
+    moto: MotoServer,
+    onboarded: str,
+    cli: Any,
+    world: Any,
+    engine: RenewalEngine,
+    settings: Any,
+    sandbox: Any,
+    emitted: Any,
+) -> None:
+    """behind past sinks.notice_after: one sink_behind notice naming the sink and the error,
+    not one per retry; the notice holds no token"""
+    from permatoken.settings import SinkSettings
+
+    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
+    quick = settings.model_copy(update={"sinks": SinkSettings(notice_after=60)})
+    w = worker(quick, world)
+    moto.kill()
+    rotate(engine, world, emitted)
+    assert w.run_once() == 0  # behind for less than notice_after: no notice yet
+
+    def notices() -> list[tuple[Any, ...]]:
+        with connect(settings.resolved_database_url) as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT credential_name, version, event, body FROM notices"
+            ).all()
+            return [tuple(r) for r in rows]
+
+    assert notices() == []
+    for _ in range(3):
+        sandbox.advance(quick.sinks.retry_max + 1)
+        assert w.run_once() == 0
+    (notice,) = notices()
+    assert notice[:3] == (NAME, 2, "sink_behind")
+    assert f"aws-sm://{SECRET}" in notice[3] and "AWS Secrets Manager" in notice[3]
+    assert world.reveal(NAME).reveal() not in notice[3] and onboarded not in notice[3]

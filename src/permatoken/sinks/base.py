@@ -70,11 +70,7 @@ class SinkSpec:
 
 
 def _hint() -> str:
-    return (
-        "use one of "
-        + ", ".join(k.example for k in KINDS.values())
-        + "; see `permatoken sink add --help`"
-    )
+    return "use one of " + ", ".join(k.example for k in KINDS.values()) + " (docs/aws.md)"
 
 
 def parse_sink_url(url: str) -> SinkSpec:

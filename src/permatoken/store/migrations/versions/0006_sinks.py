@@ -1,4 +1,5 @@
-"""sinks: destinations the current token is pushed to (AWS Secrets Manager, files)
+"""sinks: destinations the current token is pushed to (AWS Secrets Manager, files); KEK ids
+widened to 255 characters on PostgreSQL for ``kms:{key ARN}`` (SQLite does not enforce lengths)
 
 Revision ID: 0006_sinks
 Revises: 0004_backups
@@ -18,7 +19,19 @@ depends_on = None
 TS = sa.DateTime(timezone=True)
 
 
+_KEK_COLUMNS = (("versions", "kek_id"), ("credential_secrets", "kek_id"), ("apps", "secret_kek_id"))
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table, column in _KEK_COLUMNS:
+            op.alter_column(
+                table,
+                column,
+                type_=sa.String(255),
+                existing_type=sa.String(32),
+                existing_nullable=False,
+            )
     op.create_table(
         "sinks",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -46,3 +59,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sinks")
+    if op.get_bind().dialect.name == "postgresql":
+        for table, column in _KEK_COLUMNS:
+            op.alter_column(
+                table,
+                column,
+                type_=sa.String(32),
+                existing_type=sa.String(255),
+                existing_nullable=False,
+            )

@@ -62,13 +62,14 @@ def test_backups_under_kms(
     kms_store: Any,
     settings: Any,
     cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
     moto: MotoServer,
     tmp_path: Path,
     new_token: Any,
     emitted: Any,
 ) -> None:
-    """a plain backup works and verifies through KMS; a passphrase cannot seal a KMS key: refused
-    with a hint, no file written"""
+    """a plain backup works, verifies and restores elsewhere through KMS (no key file anywhere);
+    a passphrase cannot seal a KMS key: refused with a hint, no file written"""
     token = new_token()
     emitted.watch(token)
     add_manual(kms_store, "acme/wa", token)
@@ -86,3 +87,12 @@ def test_backups_under_kms(
     assert refused.rc == 6
     assert "never leaves AWS KMS" in refused.stderr and "hint:" in refused.stderr
     assert not sealed.exists()
+
+    target = tmp_path / "target"
+    monkeypatch.setenv("PERMATOKEN_HOME", str(target))
+    monkeypatch.setenv("PERMATOKEN_DATABASE_URL", f"sqlite:///{target / 'permatoken.db'}")
+    restored = cli("restore", str(out))  # another home, no key file: the KMS key opens it
+    assert restored.rc == 0, restored.stderr
+    assert not (target / "key").exists()
+    got = cli("get", "acme/wa", record=False)
+    assert got.rc == 0 and got.stdout.strip() == token

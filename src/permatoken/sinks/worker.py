@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from .._exceptions import NotFoundError, PermatokenError, SinkError
+from .._exceptions import NotFoundError, PermatokenError
 from ..notify import notices as nt
 from ..notify.delivery import Outbox, channels_for
 from ..settings import Settings
@@ -130,19 +130,26 @@ class SinkWorker:
             try:
                 delivery = current_delivery(self.store, rec.name, rec.uid, version)
                 self._sink(rec.url).deliver(delivery)
-            except (SinkError, PermatokenError) as exc:
+            except Exception as exc:  # any failure is this sink's, retried later
+                if isinstance(exc, PermatokenError):
+                    reason = exc.message
+                else:  # not ours to describe: its type only (its text might quote a value)
+                    log.error(
+                        "sink %s of %s failed unexpectedly", rec.url, rec.name, exc_info=False
+                    )
+                    reason = f"unexpected {type(exc).__name__}"
                 wait = backoff(rec.attempts + 1, first=cfg.retry_min, cap=cfg.retry_max)
                 after = self.clock.now()
-                self.table.failed(rec, exc.message, after + timedelta(seconds=wait), version)
+                self.table.failed(rec, reason, after + timedelta(seconds=wait), version)
                 log.warning(
                     "sink %s of %s: version %d not delivered (%s); next attempt in %.0f s",
                     rec.url,
                     rec.name,
                     version,
-                    exc.message,
+                    reason,
                     wait,
                 )
-                self._maybe_notify(rec, exc.message, after)
+                self._maybe_notify(rec, reason, after)
                 continue
             self.table.delivered(rec, version, self.clock.now())
             done += 1

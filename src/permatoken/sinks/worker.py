@@ -23,14 +23,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from .._exceptions import NotFoundError, PermatokenError
+from .._exceptions import AlreadyExistsError, NotFoundError, PermatokenError
 from ..notify import notices as nt
 from ..notify.delivery import Outbox, channels_for
 from ..settings import Settings
 from ..store.repository import Store
 from ..store.sinks import SinkRecord, SinkTable
 from ..timeutil import Clock
-from .base import Delivery, Sink, SinkSpec, open_sink, parse_sink_url
+from .base import Delivery, Sink, open_sink, parse_sink_url
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ def add_sink(store: Store, name: str, url: str, *, actor: str) -> SinkRecord:
     spec = parse_sink_url(url)
     store.get(name)  # an unknown credential is refused before any destination is touched
     if SinkTable(store).get(name, spec.url) is not None:
-        from .._exceptions import AlreadyExistsError
-
         raise AlreadyExistsError(
             f"{name!r} already has the sink {spec.url}",
             hint=f"`permatoken sink list {name}` shows its sinks",
@@ -215,4 +213,4 @@ def start_sink_worker(settings: Settings, store: Store, *, owner: str, clock: Cl
     return worker
 
 
-__all__ = ["SinkSpec", "SinkWorker", "add_sink", "backoff", "current_delivery", "start_sink_worker"]
+__all__ = ["SinkWorker", "add_sink", "backoff", "current_delivery", "start_sink_worker"]

@@ -17,7 +17,8 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     ├── AlreadyExistsError          duplicate name
     ├── CryptoError                 key-encryption key missing, unreadable, wrong or ciphertext tampered
     │   ├── KeyFileError            key file missing, wrong permissions or wrong length
-    │   └── DecryptionError         a value cannot be decrypted (names the credential and version)
+    │   ├── DecryptionError         a value cannot be decrypted (names the credential and version)
+    │   └── KmsUnavailableError     AWS KMS could not wrap or unwrap a data key (names the key)
     ├── GraphError                  Meta answered with an error (carries the classification)
     │   └── UpstreamUnreachableError  Meta (or the sandbox) could not be reached at all
     ├── RotationError               a rotation could not complete (carries the step and reason)
@@ -27,6 +28,7 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
     │   ├── BackupTamperedError     changed, truncated, or not made with these keys (MAC mismatch)
     │   ├── WrongPassphraseError    the passphrase does not open the keys sealed in the backup
     │   └── StoreNotEmptyError      restore refused: the target store already holds data
+    ├── SinkError                   a sink refused or could not take a delivery (names the sink)
     ├── ListenError                 a server cannot listen on its address (port in use…)
     └── RowsRefusedError            a bulk import finished but refused some rows (report printed)
 """
@@ -123,6 +125,12 @@ class DecryptionError(CryptoError):
     code = "decryption_failed"
 
 
+class KmsUnavailableError(CryptoError):
+    """AWS KMS did not answer, or refused to wrap or unwrap a data key; ``key_id`` names the key."""
+
+    code = "kms_unavailable"
+
+
 class GraphError(PermatokenError):
     """Meta (or the sandbox) answered with an error; ``error`` holds the classification."""
 
@@ -170,6 +178,13 @@ class WrongPassphraseError(BackupError):
 
 class StoreNotEmptyError(BackupError):
     code = "store_not_empty"
+
+
+class SinkError(PermatokenError):
+    """A sink could not take a delivery (destination down, refused, misconfigured); ``url``
+    names the sink, ``reason`` is ``unreachable``, ``refused`` or ``config``."""
+
+    code = "sink_failed"
 
 
 class ListenError(PermatokenError):

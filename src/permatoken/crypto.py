@@ -14,7 +14,9 @@ NIST SP 800-38D allows. ``tests/test_crypto_nonces.py`` observes every nonce dra
 
 KEKs come from ``PERMATOKEN_KEY`` (base64; several comma-separated, the last one active) or
 from a key file (one base64 key per line, ``#`` comments allowed, the last key active), which
-must be readable by its owner only.
+must be readable by its owner only. With ``PERMATOKEN_KMS_KEY_ID`` an AWS KMS key is the active
+KEK instead (:mod:`permatoken.kms`; ids ``kms:{ARN}``), and any file or environment keys stay
+loaded only to read data keys still wrapped by them (``keys rotate`` moves those to KMS).
 
 A :class:`Keyring` is one immutable set of keys. A store holds a
 :class:`~permatoken.live_keyring.LiveKeyring`, which follows the key file while the process runs.
@@ -30,12 +32,16 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._exceptions import CryptoError, DecryptionError, KeyFileError
 from ._secret import Secret
+
+if TYPE_CHECKING:
+    from .kms import KmsKek
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -92,13 +98,16 @@ class Keyring:
         *,
         source: str,
         nonces: Callable[[int], bytes] = os.urandom,
+        kms: KmsKek | None = None,
     ) -> None:
-        if not keys:
+        if not keys and kms is None:
             raise KeyFileError(f"{source}: no key found", hint=RESTORE_HINT)
         self._keys: dict[str, bytes] = {}
         for key in keys:
             self._keys[kek_id_of(key)] = key
-        self.active_id = kek_id_of(keys[-1])
+        #: The KMS key that wraps new data keys (None: the last local key does).
+        self.kms = kms
+        self.active_id = kms.id if kms is not None else kek_id_of(keys[-1])
         self.source = source
         #: Where every AES-GCM nonce comes from (n -> n random bytes); tests observe it.
         self.nonces = nonces
@@ -108,14 +117,18 @@ class Keyring:
 
     @property
     def ids(self) -> list[str]:
-        return list(self._keys)
+        return [*self._keys, *([self.active_id] if self.kms is not None else [])]
 
     def __contains__(self, kek_id: object) -> bool:
-        return kek_id in self._keys
+        # A ``kms:{ARN}`` id names its own key: KMS is asked, and answers or refuses.
+        return kek_id in self._keys or (isinstance(kek_id, str) and kek_id.startswith("kms:"))
 
     def including(self, older: Keyring) -> Keyring:
         """This key set plus the keys of ``older`` it lacks; this one's active key stays active."""
         keys = [k for i, k in older._keys.items() if i not in self._keys]
+        if self.kms is not None:
+            keys += list(self._keys.values())
+            return Keyring(keys, source=self.source, nonces=self.nonces, kms=self.kms)
         keys += [k for i, k in self._keys.items() if i != self.active_id]
         return Keyring([*keys, self._keys[self.active_id]], source=self.source, nonces=self.nonces)
 
@@ -176,12 +189,16 @@ class Keyring:
 
     # -- wrapping --------------------------------------------------------------------
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
+        if self.kms is not None:
+            return self.kms.wrap(dek)
         nonce = self.nonces(_NONCE_BYTES)
         kek = self._keys[self.active_id]
         aad = _WRAP_AAD + self.active_id.encode()
         return self.active_id, nonce + AESGCM(kek).encrypt(nonce, dek, aad)
 
     def unwrap(self, kek_id: str, wrapped: bytes) -> bytes:
+        if kek_id.startswith("kms:"):
+            return self._kms_for(kek_id).unwrap(kek_id, wrapped)
         kek = self._keys.get(kek_id)
         if kek is None:
             raise CryptoError(
@@ -195,6 +212,14 @@ class Keyring:
             )
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("wrapped data key failed authentication", kek_id=kek_id) from exc
+
+    def _kms_for(self, kek_id: str) -> KmsKek:
+        from .kms import reader
+
+        if self.kms is not None and kek_id == self.active_id:
+            return self.kms
+        ttl = self.kms.cache.ttl if self.kms is not None else 300.0
+        return reader(kek_id, cache_seconds=ttl)
 
     def rewrap(self, sealed: Sealed) -> Sealed:
         """The same value under the active KEK; the value ciphertext is untouched."""
@@ -275,9 +300,27 @@ def read_key_file_keys(path: Path) -> list[bytes]:
     return [ring._keys[i] for i in ring.ids]
 
 
-def load_keyring(key: Secret | None, key_file: Path) -> Keyring:
-    """The keys as they are now; ``PERMATOKEN_KEY`` wins over the key file when both are set.
-    (A long-running process uses :func:`permatoken.live_keyring.load_live_keyring`.)"""
+def load_keyring(
+    key: Secret | None,
+    key_file: Path,
+    *,
+    kms_key_id: str | None = None,
+    kms_cache_seconds: float = 300.0,
+) -> Keyring:
+    """The keys as they are now; ``PERMATOKEN_KEY`` wins over the key file when both are set,
+    and a KMS key (``PERMATOKEN_KMS_KEY_ID``) is the active one when set: local keys are then
+    optional and only read with. (A long-running process uses
+    :func:`permatoken.live_keyring.load_live_keyring`.)"""
+    if kms_key_id:
+        from .kms import KmsKek
+
+        local: list[bytes] = []
+        if key is not None:
+            local = list(Keyring.from_env_value(key)._keys.values())
+        elif key_file.exists() or key_file.is_symlink():
+            local = read_key_file_keys(key_file)
+        kms = KmsKek(kms_key_id, cache_seconds=kms_cache_seconds)
+        return Keyring(local, source=f"AWS KMS key {kms_key_id}", kms=kms)
     if key is not None:
         return Keyring.from_env_value(key)
     return Keyring.from_file(key_file)

@@ -208,10 +208,23 @@ class LiveKeyring:
 
 
 def load_live_keyring(
-    key: Secret | None, key_file: Path, *, verify: Callable[[Keyring], None] | None = None
+    key: Secret | None,
+    key_file: Path,
+    *,
+    verify: Callable[[Keyring], None] | None = None,
+    kms_key_id: str | None = None,
+    kms_cache_seconds: float = 300.0,
 ) -> LiveKeyring:
-    """The keys of a store: ``PERMATOKEN_KEY`` (fixed; it wins over the key file when both are
-    set) or the key file, followed while the process runs."""
+    """The keys of a store: an AWS KMS key (fixed, with any local keys to read with),
+    ``PERMATOKEN_KEY`` (fixed; it wins over the key file when both are set) or the key file,
+    followed while the process runs."""
+    if kms_key_id:
+        from .crypto import load_keyring
+
+        ring = load_keyring(
+            key, key_file, kms_key_id=kms_key_id, kms_cache_seconds=kms_cache_seconds
+        )
+        return LiveKeyring(lambda: ring, source=ring.source, verify=verify)
     if key is not None:
         ring = Keyring.from_env_value(key)
         return LiveKeyring(lambda: ring, source=ring.source, verify=verify)

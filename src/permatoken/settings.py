@@ -97,6 +97,22 @@ class BackupSettings(BaseModel):
         return value
 
 
+class SinkSettings(BaseModel):
+    """Deliveries to sinks made by ``permatoken serve`` (``[sinks]`` table; docs/aws.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Seconds between looks for sinks behind (a promotion in this process wakes it at once).
+    interval: float = Field(default=5.0, gt=0)
+    #: Back-off after a failed delivery: first wait, doubling up to ``retry_max`` (plus jitter).
+    retry_min: float = Field(default=5.0, gt=0)
+    retry_max: float = Field(default=300.0, gt=0)
+    #: A sink still behind this many seconds after a promotion gets a ``sink_behind`` notice.
+    notice_after: float = Field(default=900.0, ge=0)
+    #: How long one replica holds a delivery it took before another may take it over.
+    lease: float = Field(default=60.0, gt=0)
+
+
 class ProxySettings(BaseModel):
     """The Graph proxy of ``permatoken serve`` (docs/proxy.md; ``[proxy]``, ``PERMATOKEN_PROXY__*``)."""
 
@@ -131,6 +147,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     key_file: Path | None = None
     key: Secret | None = None
+    #: AWS KMS key (id, ARN or alias) that wraps data keys instead of a key file (docs/aws.md).
+    kms_key_id: str | None = None
+    #: How long a data key unwrapped by KMS stays in memory, so reads go on while KMS is down.
+    kms_cache_seconds: float = Field(default=300.0, ge=0)
     graph_url: str = DEFAULT_GRAPH_URL
     graph_version: str = DEFAULT_GRAPH_VERSION
     log_level: str = "INFO"
@@ -163,6 +183,7 @@ class Settings(BaseSettings):
             "recovered",
             "backup_failed",
             "account_update",
+            "sink_behind",
         ]
     )
     #: Seconds between scheduler ticks when nothing is due (a tick also runs after busy ones).
@@ -190,6 +211,8 @@ class Settings(BaseSettings):
     webhook_forward_url: str | None = None
     #: Scheduled backups (``[backup]`` table, ``PERMATOKEN_BACKUP__EVERY``…; docs/backup.md).
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    #: Sink deliveries (``[sinks]`` table, ``PERMATOKEN_SINKS__RETRY_MAX``…; docs/aws.md).
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
     proxy: ProxySettings = Field(default_factory=ProxySettings)
 

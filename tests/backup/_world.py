@@ -63,6 +63,11 @@ def seed_small(store: Store) -> list[str]:
             )
         )
         conn.execute(budget_spend.insert().values(key="app:1234567890", bucket=7, calls=3))
+    from permatoken.store.sinks import SinkTable
+
+    SinkTable(store).add(
+        "acme/messaging", "aws-sm://acme/wa", {}, uid="0" * 32, delivered_version=2, actor="test"
+    )
     log = BackupLog(store)
     claim = log.claim("manual", "test", T0)
     assert claim is not None

@@ -61,7 +61,9 @@ def restore_backup(
     """Restore ``path`` into the store ``settings`` names (see the module docstring)."""
 
     def target_keys() -> Keyring:
-        return load_keyring(settings.key, settings.resolved_key_file)
+        return load_keyring(
+            settings.key, settings.resolved_key_file, kms_key_id=settings.kms_key_id
+        )
 
     verified = verify_backup(path, keyring=target_keys, passphrase=passphrase)
     snapshot.check_revision(verified.header.schema_revision)

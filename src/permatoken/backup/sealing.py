@@ -167,6 +167,13 @@ def export_keys(keyring: Keyring) -> list[bytes]:
             hint="run `permatoken backup --out FILE` without --passphrase-file and keep the keys",
         )
     ids = [k for k in keyring.ids if k != keyring.active_id] + [keyring.active_id]
+    if any(k not in raw for k in ids):
+        raise CryptoError(
+            f"the active key is {keyring.active_id}, which never leaves AWS KMS, so it cannot "
+            "be sealed into a backup",
+            hint="run `permatoken backup --out FILE` without --passphrase-file: the backup "
+            "restores wherever this identity may use the KMS key (docs/aws.md)",
+        )
     return [raw[k] for k in ids]
 
 

@@ -27,6 +27,7 @@ from .._exceptions import (
     PermatokenError,
     RotationError,
     RowsRefusedError,
+    SinkError,
     StoreError,
     UpstreamUnreachableError,
 )
@@ -49,6 +50,7 @@ EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
     (ListenError, 13),
     (BackupError, 14),
     (RowsRefusedError, 15),
+    (SinkError, 16),
 ]
 INTERRUPTED = 130
 INTERNAL_ERROR = 70
@@ -83,6 +85,7 @@ def _import_commands() -> None:
         providers,
         rotation,
         serve,
+        sinks,
     )
 
 

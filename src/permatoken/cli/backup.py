@@ -181,7 +181,9 @@ def verify(
         passphrase = _passphrase(passphrase_file)
         result = verify_backup(
             file,
-            keyring=lambda: load_keyring(settings.key, settings.resolved_key_file),
+            keyring=lambda: load_keyring(
+                settings.key, settings.resolved_key_file, kms_key_id=settings.kms_key_id
+            ),
             passphrase=passphrase,
         )
     except PermatokenError as exc:

@@ -43,7 +43,12 @@ def init(ctx: typer.Context) -> None:
     home = settings.home
     key_file = settings.resolved_key_file
     ring: Keyring | None = None
-    if settings.key is not None:
+    if settings.kms_key_id:
+        from ..crypto import load_keyring
+
+        # Proves now that KMS answers and the key exists; no key file is created or needed.
+        ring = load_keyring(settings.key, key_file, kms_key_id=settings.kms_key_id)
+    elif settings.key is not None:
         ring = Keyring.from_env_value(settings.key)
     elif key_file.exists() or key_file.is_symlink():
         ring = Keyring.from_file(key_file)  # refuses bad permissions or length now, not later
@@ -53,7 +58,9 @@ def init(ctx: typer.Context) -> None:
     home.mkdir(parents=True, exist_ok=True)
     if created_home:
         os.chmod(home, 0o700)
-    if settings.key is not None:
+    if ring is not None and ring.kms is not None:
+        console.print(f"key: AWS KMS key {ring.kms.arn} (no key file)", markup=False)
+    elif settings.key is not None:
         console.print("key: using PERMATOKEN_KEY from the environment")
     elif ring is not None:
         console.print(f"key: keeping existing key file {key_file}")
@@ -90,6 +97,7 @@ def _status(
     from ..backup.status import last_backup_line
     from ..scheduler.policies import PolicyLayers
     from ..store.backups import BackupLog
+    from ..store.sinks import SinkTable
 
     st = state(ctx)
     store = st.open_store()
@@ -99,11 +107,13 @@ def _status(
         layers = PolicyLayers(st.settings, store)
         policies = [layers.for_credential(row.credential) for row in rows]
         last_backup = None if as_json else BackupLog(store).last()
+        sinks = SinkTable(store).all(name)
     finally:
         store.close()
     items = []
     for row, policy in zip(rows, policies, strict=True):
         data = row.to_json(now, policy=policy)
+        data["sinks"] = [s.to_json(now) for s in sinks if s.name == data["name"]]
         data["health"] = assess(
             row.credential.health, row.current.meta if row.current else None, now
         ).value
@@ -143,6 +153,12 @@ def _status(
                 f"to {up['host']} ({up['changed_at']} by {up['changed_by']})[/]"
             )
     console.print(last_backup_line(last_backup, now), markup=False)
+    behind = [s for s in sinks if s.behind and s.name in {d["name"] for d in items}]
+    if behind:
+        console.print(
+            f"sinks behind: {len(behind)} of {len(sinks)} (`permatoken sink list` shows them)",
+            markup=False,
+        )
 
 
 NameFilter = Annotated[

@@ -25,8 +25,11 @@ def rotate(
     With PERMATOKEN_KEY, append the new key to that (comma-separated) value yourself, then run
     this command to re-wrap; with a key file the new key is generated and appended for you.
     Running processes that use the same key file pick up the new key by themselves.
+    With PERMATOKEN_KMS_KEY_ID set, every data key moves under that AWS KMS key; unset it
+    (keeping or losing the key file) and run this again to move back to a key file.
     """
     st = state(ctx)
+    _key_file_to_leave_kms(st.settings)
     store = st.open_store()
     done = [0]
     try:
@@ -44,6 +47,29 @@ def rotate(
         store.close()
 
 
+def _key_file_to_leave_kms(settings: Settings) -> None:
+    """Moving off KMS (PERMATOKEN_KMS_KEY_ID unset, no key file, every data key under KMS):
+    create the key file the data keys will move to, as `init` would have."""
+    from ..crypto import generate_key, write_key_file
+    from ..store import engine as store_engine
+    from ..store.keys import kek_usage
+
+    path = settings.resolved_key_file
+    if settings.kms_key_id or settings.key is not None or path.exists() or path.is_symlink():
+        return
+    url = settings.resolved_database_url
+    engine = store_engine.create_engine(url, create=False)
+    try:
+        with store_engine.translated(url):
+            store_engine.check_schema(engine)
+        usage = kek_usage(engine, url)
+    finally:
+        engine.dispose()
+    if usage and all(k.startswith("kms:") for k in usage):
+        write_key_file(path, [generate_key()])
+        console.print(f"moving off AWS KMS: generated {path} (mode 0600); back it up")
+
+
 def _rotate(store: Store, settings: Settings, done: list[int]) -> None:
     from rich.progress import Progress
 
@@ -54,7 +80,11 @@ def _rotate(store: Store, settings: Settings, done: list[int]) -> None:
     problems = store.key_problems()
     if problems:
         raise keys_error(store.keyring.source, problems)
-    if settings.key is None:
+    if settings.kms_key_id:
+        unfinished = [k for k in store.kek_usage() if k != store.keyring.active_id]
+        if unfinished:
+            console.print(f"moving {len(unfinished)} key(s)' data keys to AWS KMS")
+    elif settings.key is None:
         path = settings.resolved_key_file
         unfinished = [k for k in store.kek_usage() if k != store.keyring.active_id]
         if unfinished:
@@ -82,6 +112,12 @@ def _prune(store: Store, settings: Settings) -> None:
     follows the key file seals under the newest key from its next seal on)."""
     from ..crypto import kek_id_of, read_key_file_keys, write_key_file
 
+    if settings.kms_key_id:
+        console.print(
+            "AWS KMS is the active key: once `permatoken keys status` shows the key file wraps "
+            "nothing, move it away yourself (keep a copy for old backups)"
+        )
+        return
     if settings.key is not None:
         console.print("PERMATOKEN_KEY is set: remove old keys from it yourself")
         return
@@ -120,7 +156,9 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
         engine.dispose()
     problem: CryptoError | None = None
     try:
-        keyring = load_keyring(settings.key, settings.resolved_key_file)
+        keyring = load_keyring(
+            settings.key, settings.resolved_key_file, kms_key_id=settings.kms_key_id
+        )
         loaded, active = keyring.ids, keyring.active_id
     except CryptoError as exc:
         problem, loaded, active = exc, [], ""

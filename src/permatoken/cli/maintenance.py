@@ -50,7 +50,11 @@ def doctor(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
 
         _check(results, "home directory", home)
         keyring = _check(
-            results, "key", lambda: load_keyring(settings.key, settings.resolved_key_file)
+            results,
+            "key",
+            lambda: load_keyring(
+                settings.key, settings.resolved_key_file, kms_key_id=settings.kms_key_id
+            ),
         )
         if keyring is not None:
             results[-1]["detail"] = (

@@ -74,13 +74,17 @@ def serve(
 
         sched = Scheduler(settings, store, engine)
     backups: Any = None
+    sinks: Any = None
     try:
-        if scheduler:  # scheduled backups are background work, like the scheduler's
+        if scheduler:  # scheduled backups and sinks are background work, like the scheduler's
             from ..backup.schedule import start_scheduled_backups
+            from ..sinks.worker import start_sink_worker
 
             backups = start_scheduled_backups(
                 settings, store, owner=engine.owner, clock=store.clock
             )
+            sinks = start_sink_worker(settings, store, owner=engine.owner, clock=store.clock)
+            engine.on_promote.append(sinks.wake)
         engine.resume_all()
         if api:
             _serve_api(
@@ -102,6 +106,8 @@ def serve(
         else:
             console.print("nothing to do: both --no-api and --no-scheduler given")
     finally:
+        if sinks is not None:
+            sinks.stop()
         if backups is not None:
             backups.stop()
         engine.close()

@@ -75,7 +75,11 @@ class FileSink:
         return f"FileSink({str(self.path)!r})"
 
     def write(self, token: CachedToken) -> None:
-        data = token.value.reveal().encode() + b"\n"
+        self.write_bytes(token.value.reveal().encode() + b"\n")
+        log.info("wrote %s version %d to %s", token.name, token.version, self.path)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Replace the file's content with ``data`` atomically (mode 0600 from the first byte)."""
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
@@ -95,7 +99,6 @@ class FileSink:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        log.info("wrote %s version %d to %s", token.name, token.version, self.path)
 
 
 class Supervisor:

@@ -27,6 +27,7 @@ class NoticeEvent(StrEnum):
     BACKUP_FAILED = "backup_failed"
     #: Meta announced (webhook or deauthorize callback) that a token died or an account changed.
     ACCOUNT_UPDATE = "account_update"
+    SINK_BEHIND = "sink_behind"
 
 
 #: Sent unless settings say otherwise; ``renewed`` is opt-in (it is good news, and frequent).
@@ -299,6 +300,30 @@ def account_update(
     )
 
 
+def sink_behind(
+    name: str, tenant: str, version: int, *, url: str, uid: str, error: str | None, behind: float
+) -> Notice:
+    """A sink has not received ``version`` of ``name`` for ``behind`` seconds (once per sink and
+    version)."""
+    why = f"the last attempt failed: {error}" if error else "no delivery has been attempted yet"
+    body = (
+        f"Version {version} of {name} became current {format_duration(round(behind))} ago, but the "
+        f"sink {url} still holds an older value; {why}.\n"
+        "permatoken keeps retrying with back-off. Applications reading that destination get the "
+        f"previous token meanwhile. `permatoken sink list {name}` shows the state; docs/aws.md "
+        "lists the permissions a Secrets Manager sink needs."
+    )
+    return Notice(
+        name,
+        tenant,
+        version,
+        NoticeEvent.SINK_BEHIND,
+        f"sink:{uid}",
+        f"[permatoken] sink behind for {name}",
+        body,
+    )
+
+
 #: Notices about the store itself (not a credential) are filed under this name.
 BACKUP_NOTICE_NAME = "permatoken/backup"
 
@@ -318,5 +343,6 @@ __all__ = [
     "reminder_key",
     "renewal_failed",
     "renewed",
+    "sink_behind",
     "token_invalid",
 ]

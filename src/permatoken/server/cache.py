@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from .._exceptions import DecryptionError, NotFoundError, PermatokenError
+from .._exceptions import DecryptionError, KmsUnavailableError, NotFoundError, PermatokenError
 from .._secret import Secret
 from ..crypto import Sealed
 from ..store import Store
@@ -123,6 +123,8 @@ class TokenCache:
                     Sealed(ciphertext, wrapped, kek_id), _aad_version(cid, number)
                 )
             )
+        except KmsUnavailableError:
+            raise  # AWS KMS is down: a dependency outage (503), not a damaged value
         except PermatokenError as exc:
             raise DecryptionError(
                 f"cannot decrypt {name!r} version {number}: {exc.message}",

@@ -16,6 +16,7 @@ from .._exceptions import (
     CryptoError,
     GraphError,
     InputError,
+    KmsUnavailableError,
     NotFoundError,
     PermatokenError,
     RotationError,
@@ -55,6 +56,7 @@ _STATUS: list[tuple[type[PermatokenError], int]] = [
     (ConflictError, 409),
     (InputError, 422),
     (StoreUnreachableError, 503),
+    (KmsUnavailableError, 503),  # a dependency down, as a database is: retry later
     (GraphError, 502),
     (RotationError, 502),
     (CryptoError, 500),

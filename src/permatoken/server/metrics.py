@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from ..backup.status import LastBackupCollector
 from ..models import Health
+from ..sinks.metrics import SinkLagCollector
 from ..store import Store
 from ..store.schema import credentials, versions
 
@@ -247,6 +248,7 @@ class BrokerMetrics:
         self.credentials = CredentialCollector(store, per_credential_limit=per_credential_limit)
         r.register(self.credentials)
         r.register(LastBackupCollector(store))  # names nothing: in every view
+        r.register(SinkLagCollector(store))  # per sink kind only: in every view
 
     def on_engine_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
         if kind == "rotation.completed":

@@ -7,7 +7,13 @@ from ..settings import Settings
 from ..timeutil import Clock
 from . import engine as _engine
 from . import keys as _keys
-from . import schema_backup, schema_broker, schema_providers, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
+from . import (  # noqa: F401  (register their tables on the shared metadata)
+    schema_backup,
+    schema_broker,
+    schema_providers,
+    schema_scheduler,
+    schema_sinks,
+)
 from .repository import Store
 
 __all__ = ["Store", "open_store"]
@@ -34,6 +40,8 @@ def open_store(
             settings.key,
             settings.resolved_key_file,
             verify=lambda ring: _keys.require_keys(engine, url, ring),
+            kms_key_id=settings.kms_key_id,
+            kms_cache_seconds=settings.kms_cache_seconds,
         )
     except BaseException:
         engine.dispose()

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .._exceptions import CryptoError, KeyFileError, PermatokenError
+from .._exceptions import CryptoError, KeyFileError, KmsUnavailableError, PermatokenError
 from ..crypto import RESTORE_HINT, Keyring, Sealed
 from ..live_keyring import LiveKeyring
 from . import engine as eng
@@ -137,6 +137,8 @@ def key_problems(
                     try:
                         ring.unwrap(kek_id, row[-1])
                         continue
+                    except KmsUnavailableError as exc:
+                        reason = f"cannot be used now ({exc.message})"
                     except CryptoError:
                         reason = "does not open it: a different key under the same id, or damaged"
                 else:
@@ -148,6 +150,13 @@ def key_problems(
 def keys_error(source: str, problems: list[KeyProblem]) -> CryptoError:
     shown = "; ".join(str(p) for p in problems[:3])
     more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    if all(p.kek_id.startswith("kms:") for p in problems):
+        return KmsUnavailableError(
+            f"AWS KMS cannot open data already in the store: {shown}{more}",
+            hint="check that AWS KMS is reachable (AWS_ENDPOINT_URL, network) and that this "
+            "identity may kms:Decrypt with the key (docs/aws.md)",
+            kek_ids=",".join(p.kek_id for p in problems),
+        )
     return CryptoError(
         f"the key(s) from {source} cannot open data already in the store: {shown}{more}",
         hint=RESTORE_HINT,

@@ -22,6 +22,7 @@ from .._exceptions import (
     ConflictError,
     DecryptionError,
     InputError,
+    KmsUnavailableError,
     NotFoundError,
     PermatokenError,
 )
@@ -269,6 +270,8 @@ class Store(LeaseMixin, KeysMixin):
         sealed = Sealed(row["secret_ciphertext"], row["secret_wrapped_key"], row["secret_kek_id"])
         try:
             value = self.keyring.open(sealed, _aad_app(app_id)).decode()
+        except KmsUnavailableError:
+            raise
         except PermatokenError as exc:
             raise DecryptionError(
                 f"cannot decrypt the secret of app {app_id}: {exc}", app_id=app_id
@@ -771,6 +774,8 @@ class Store(LeaseMixin, KeysMixin):
         sealed = Sealed(row["ciphertext"], row["wrapped_key"], row["kek_id"])
         try:
             value = self.keyring.open(sealed, _aad_secret(cred.id, sname)).decode()
+        except KmsUnavailableError:
+            raise
         except PermatokenError as exc:
             raise DecryptionError(
                 f"cannot decrypt the {sname} of {name!r}: {exc.message}", name=name

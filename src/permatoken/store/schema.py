@@ -42,6 +42,9 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 TS = UTCDateTime()
+#: A KEK id: ``kek-`` + 12 hex digits for a local key, ``kms:{key ARN}`` for AWS KMS. Migration
+#: 0006 widened it on PostgreSQL, which enforces lengths; SQLite never does, so its column stays.
+KEK_ID = sa.String(32).with_variant(sa.String(255), "postgresql")
 
 apps = sa.Table(
     "apps",
@@ -50,7 +53,7 @@ apps = sa.Table(
     sa.Column("name", sa.String(200)),
     sa.Column("secret_ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("secret_wrapped_key", sa.LargeBinary, nullable=False),
-    sa.Column("secret_kek_id", sa.String(32), nullable=False, index=True),
+    sa.Column("secret_kek_id", KEK_ID, nullable=False, index=True),
     sa.Column("require_app_secret", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
@@ -96,7 +99,7 @@ versions = sa.Table(
     sa.Column("state", sa.String(10), nullable=False),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
-    sa.Column("kek_id", sa.String(32), nullable=False, index=True),
+    sa.Column("kek_id", KEK_ID, nullable=False, index=True),
     sa.Column("fingerprint", sa.String(24), nullable=False),
     sa.Column("token_type", sa.String(32)),
     sa.Column("issued_at", TS),
@@ -144,7 +147,7 @@ credential_secrets = sa.Table(
     sa.Column("name", sa.String(40), primary_key=True),
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
-    sa.Column("kek_id", sa.String(32), nullable=False, index=True),
+    sa.Column("kek_id", KEK_ID, nullable=False, index=True),
     sa.Column("updated_at", TS, nullable=False),
 )
 

@@ -120,6 +120,22 @@ class ProxySettings(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
 
 
+class UiSettings(BaseModel):
+    """The dashboard at ``/ui/`` of ``permatoken serve`` (docs/dashboard.md; ``[ui]``,
+    ``PERMATOKEN_UI__*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Serve the dashboard.
+    enabled: bool = True
+    #: Seconds without a request after which a signed-in session ends.
+    session_idle: float = Field(default=30 * 60.0, gt=0)
+    #: Seconds after sign-in after which a session ends however busy it is.
+    session_max: float = Field(default=12 * 3600.0, gt=0)
+    #: Credentials per overview page.
+    page_size: int = Field(default=50, ge=5, le=500)
+
+
 class Settings(BaseSettings):
     """Everything permatoken can be configured with. See docs/configuration.md."""
 
@@ -184,6 +200,8 @@ class Settings(BaseSettings):
     backup: BackupSettings = Field(default_factory=BackupSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
     proxy: ProxySettings = Field(default_factory=ProxySettings)
+    #: The dashboard (``[ui]`` table, ``PERMATOKEN_UI__SESSION_IDLE``…; docs/dashboard.md).
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @field_validator("key", mode="before")
     @classmethod

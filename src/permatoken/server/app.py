@@ -423,6 +423,12 @@ def create_app(
         from ..proxy import GraphProxy
 
         routes.append(GraphProxy(broker, settings.proxy, settings.graph_url).route())
+    ui: Any = None
+    if settings.ui.enabled:  # the dashboard at /ui/ (docs/dashboard.md)
+        from ..ui import mount
+
+        ui_mount, ui = mount(broker)
+        routes.append(ui_mount)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -435,6 +441,7 @@ def create_app(
     app = BrokerApp(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.broker = broker
     app.state.openapi = build_document(ops)
+    app.state.ui = ui
     return app
 
 

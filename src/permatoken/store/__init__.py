@@ -7,7 +7,7 @@ from ..settings import Settings
 from ..timeutil import Clock
 from . import engine as _engine
 from . import keys as _keys
-from . import schema_backup, schema_broker, schema_scheduler  # noqa: F401  (register their tables on the shared metadata)
+from . import schema_backup, schema_broker, schema_scheduler, schema_ui  # noqa: F401  (register their tables on the shared metadata)
 from .repository import Store
 
 __all__ = ["Store", "open_store"]

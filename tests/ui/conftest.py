@@ -124,8 +124,14 @@ def build_world(home: Path, monkeypatch: pytest.MonkeyPatch, *serve_args: str, e
 
 
 @pytest.fixture
-def world(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield from build_world(home, monkeypatch)
+def serve_env() -> dict[str, str]:
+    """Extra environment for `permatoken serve` (a test overrides it, e.g. a tiny idle timeout)."""
+    return {}
+
+
+@pytest.fixture
+def world(home: Path, monkeypatch: pytest.MonkeyPatch, serve_env: dict[str, str]) -> Iterator[World]:
+    yield from build_world(home, monkeypatch, env=serve_env)
 
 
 @pytest.fixture(scope="session")
@@ -147,8 +153,10 @@ class Seen:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, int]] = []
 
     def on_response(self, response: Any) -> None:
+        self.statuses.append((response.url, response.status))
         text = " ".join(f"{k}: {v}" for k, v in response.headers.items())
         try:
             body = response.body()
@@ -166,6 +174,7 @@ def seen(world: World) -> Iterator[Seen]:
     s = Seen()
     yield s
     assert s.items, "the browser received nothing"
+    assert not [u for u, st in s.statuses if st >= 500], f"server errors: {s.statuses}"
     for token in world.tokens + [t for t in _all_versions(world)]:
         found = s.containing(token)
         assert not found, f"a token value reached the browser in: {found}"
@@ -209,3 +218,12 @@ def sign_in(page: Any, world: World, who: str) -> None:
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def csrf_of(page: Any) -> str:
+    """The session's CSRF token, as the page's own forms carry it."""
+    return str(page.locator("form[action='/ui/logout'] input[name=csrf]").get_attribute("value"))
+
+
+def current_version(world: World, name: str) -> int | None:
+    return world.store.status(name).credential.current_version

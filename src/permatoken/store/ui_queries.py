@@ -59,6 +59,8 @@ def grant_clause(pattern: str) -> tuple[sa.ColumnElement[bool], bool]:
     parts = pattern.split("/")
     if parts[-1] == "**":
         head = "/".join(parts[:-1])
+        if not head:  # a lone ** reaches every name
+            return sa.true(), True
         like = _like(head)
         if like is None:
             return sa.true(), False

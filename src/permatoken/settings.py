@@ -134,6 +134,9 @@ class UiSettings(BaseModel):
     session_max: float = Field(default=12 * 3600.0, gt=0)
     #: Credentials per overview page.
     page_size: int = Field(default=50, ge=5, le=500)
+    #: Seconds the overview's counts and timeline are reused per grants and filter (they scan
+    #: the fleet; the page's rows are always fresh). 0: computed on every request.
+    summary_ttl: float = Field(default=10.0, ge=0)
 
 
 class Settings(BaseSettings):

@@ -22,13 +22,19 @@ def test_the_overview_lists_the_credentials_in_the_key_grant_and_none_outside(wo
     assert _names(page) == {"acme/messaging", "acme/marketing", "acme/broken"}
     assert page.locator(".counts .n").first.inner_text() == "3"
     assert "globex" not in page.content() and "initech" not in page.content()
-    # Free text cannot reach outside the grant either.
-    page.goto(world.url + "/ui/?q=messaging")
-    assert _names(page) == {"acme/messaging"}
+    # Search (a name prefix, a phone number id) cannot reach outside the grant either.
+    page.goto(world.url + "/ui/?q=acme/m")
+    assert _names(page) == {"acme/messaging", "acme/marketing"}
+    page.goto(world.url + "/ui/?q=globex")
+    assert _names(page) == set()
+    page.goto(world.url + "/ui/?q=15550001111")
+    assert _names(page) == {"acme/messaging", "acme/marketing", "acme/broken"}
     # An admin without grants sees everything.
     admin = new_page()
     sign_in(admin, world, "admin")
     assert _names(admin) == {"acme/messaging", "acme/marketing", "acme/broken", "globex/messaging", "initech/support"}
+    admin.goto(world.url + "/ui/?q=globex")
+    assert _names(admin) == {"globex/messaging"}
     admin.goto(world.url + "/ui/?tenant=globex")
     assert _names(admin) == {"globex/messaging"}
     admin.goto(world.url + "/ui/?health=needs_human")

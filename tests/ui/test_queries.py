@@ -109,3 +109,18 @@ def test_timeline_counts_expiries_and_planned_renewals_by_day(store: Any) -> Non
     # Overdue renewals count as due today; 1.2 d and 1.9 d fall on day 1.
     assert fleet.renewing[0] == 2 and fleet.renewing[1] == 2 and fleet.renewing[87] == 1
     assert sum(fleet.renewing) == 5
+
+
+def test_search_is_a_name_prefix_or_an_exact_phone_number(store: Any, names: list[str]) -> None:
+    store.update_credential("globex/a.b", phone_number_id="15550009999")
+    now = dt.datetime.now(dt.UTC)
+
+    def found(text: str, grants: tuple[str, ...] = ()) -> list[str]:
+        f = q.fleet(store, q.FleetFilter(text=text), grants, now=now, offset=0, limit=100)
+        return [r.name for r in f.rows]
+
+    assert found("acme/e") == ["acme/eu/messaging", "acme/eu/ops/x"]
+    assert found("acme_") == ["acme_x/y"]  # "_" is no wildcard
+    assert found("15550009999") == ["globex/a.b"]
+    assert found("15550009999", ("acme/**",)) == []
+    assert found("1555") == []  # ids match whole

@@ -36,8 +36,11 @@ notice_acks = sa.Table(
     sa.Column("at", TS, nullable=False),
 )
 
-sa.Index("ix_credentials_health", credentials.c.health)
-sa.Index("ix_credentials_issuer", credentials.c.issuer)
+sa.Index("ix_credentials_health_name", credentials.c.health, credentials.c.name)
+sa.Index("ix_credentials_issuer_name", credentials.c.issuer, credentials.c.name)
+sa.Index("ix_credentials_tenant_name", credentials.c.tenant, credentials.c.name)
+sa.Index("ix_credentials_phone_number_id", credentials.c.phone_number_id)
+sa.Index("ix_credentials_business_id", credentials.c.business_id)
 sa.Index("ix_versions_state_expires_at", versions.c.state, versions.c.expires_at)
 
 __all__ = ["notice_acks", "ui_sessions"]

@@ -95,7 +95,7 @@ class FleetFilter:
     issuer: str | None = None
     text: str | None = None
 
-    def clauses(self) -> list[sa.ColumnElement[bool]]:
+    def clauses(self, dialect: str = "sqlite") -> list[sa.ColumnElement[bool]]:
         out: list[sa.ColumnElement[bool]] = []
         if self.tenant:
             out.append(credentials.c.tenant == self.tenant)
@@ -104,14 +104,19 @@ class FleetFilter:
         if self.issuer:
             out.append(credentials.c.issuer == self.issuer)
         if self.text:
-            like = "%" + (_like(self.text.replace("*", "").replace("?", "")) or "") + "%"
-            out.append(
-                sa.or_(
-                    credentials.c.name.like(like, escape="\\"),
-                    credentials.c.phone_number_id.like(like, escape="\\"),
-                    credentials.c.business_id.like(like, escape="\\"),
+            # Digits: an exact phone number or business id; else a name prefix. Both are index
+            # lookups (a substring search would read every name of the fleet).
+            text = self.text
+            if text.isdigit():
+                out.append(
+                    sa.or_(credentials.c.phone_number_id == text, credentials.c.business_id == text)
                 )
-            )
+            elif dialect == "sqlite":  # byte order: a range on the name index
+                upper = text[:-1] + chr(min(ord(text[-1]) + 1, 0x10FFFF))
+                out.append(sa.and_(credentials.c.name >= text, credentials.c.name < upper))
+            else:  # collations need not sort by bytes: LIKE says "starts with" exactly
+                like = (_like(text.replace("*", "").replace("?", "")) or "") + "%"
+                out.append(credentials.c.name.like(like, escape="\\"))
         return out
 
 
@@ -184,35 +189,63 @@ def _day_expr(column: Any, now: datetime, dialect: str) -> Any:
     return sa.cast(sa.func.floor(seconds / 86400), sa.Integer)
 
 
-def fleet(
-    store: Store,
-    flt: FleetFilter,
-    grants: Sequence[str],
-    *,
-    now: datetime,
-    offset: int,
-    limit: int,
-    days: int = 90,
-) -> Fleet:
-    """Counts by health, one page by name, and the expiry timeline, within ``grants``."""
+@dataclass(frozen=True)
+class Summary:
+    """Counts by health and the per-day series: the parts of the overview that scan the fleet."""
+
+    counts: dict[str, int]
+    expiring: list[int]
+    renewing: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _conditions(
+    store: Store, flt: FleetFilter, grants: Sequence[str]
+) -> tuple[list[sa.ColumnElement[bool]], bool]:
     where, exact = grants_clause(grants)
-    conds = flt.clauses() + ([where] if where is not None else [])
+    conds = flt.clauses(store.dialect)
+    if where is not None:
+        conds.append(where)
+        if store.dialect == "sqlite":
+            # LIKE cannot use the name index in SQLite; a byte-order range on the grants' common
+            # literal prefix can (PostgreSQL collations do not promise byte order: not there).
+            rng = _prefix_range(grants)
+            if rng is not None:
+                conds.append(rng)
+    return conds, exact
+
+
+def _prefix_range(grants: Sequence[str]) -> sa.ColumnElement[bool] | None:
+    prefixes = []
+    for g in grants:
+        cut = min([g.index(c) for c in "*?[" if c in g] or [len(g)])
+        prefixes.append(g[:cut])
+    common = prefixes[0]
+    for p in prefixes[1:]:
+        while not p.startswith(common):
+            common = common[:-1]
+    if not common or ord(common[-1]) >= 0x10FFFF:
+        return None
+    upper = common[:-1] + chr(ord(common[-1]) + 1)
+    return sa.and_(credentials.c.name >= common, credentials.c.name < upper)
+
+
+def fleet_summary(
+    store: Store, flt: FleetFilter, grants: Sequence[str], *, now: datetime, days: int = 90
+) -> Summary:
+    """One COUNT … GROUP BY health and two GROUP BY day queries, within ``grants``."""
+    conds, exact = _conditions(store, flt, grants)
     if not exact:
-        return _fleet_narrowed(store, flt, grants, conds, now=now, offset=offset, limit=limit, days=days)
+        f = _fleet_narrowed(store, grants, conds, now=now, offset=0, limit=0, days=days)
+        return Summary(f.counts, f.expiring, f.renewing)
     end = now + timedelta(days=days)
     with store.read() as conn:
         counts_q = sa.select(credentials.c.health, sa.func.count()).group_by(credentials.c.health)
         counts_q = counts_q.where(*conds) if conds else counts_q
         counts = {h: int(n) for h, n in conn.execute(counts_q)}
-        page_q = (
-            sa.select(*_PAGE_COLS)
-            .select_from(_WITH_CURRENT)
-            .where(*conds)
-            .order_by(credentials.c.name)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = [_row(r) for r in conn.execute(page_q)]
         day = _day_expr(versions.c.expires_at, now, store.dialect)
         exp_q = (
             sa.select(day, sa.func.count())
@@ -231,15 +264,50 @@ def fleet(
         due = _day_expr(credentials.c.next_due_at, now, store.dialect)
         ren_q = (
             sa.select(due, sa.func.count())
-            .where(
-                credentials.c.next_action == "renew",
-                credentials.c.next_due_at < end,
-                *conds,
-            )
+            .where(credentials.c.next_action == "renew", credentials.c.next_due_at < end, *conds)
             .group_by(due)
         )
         renewing = _by_day(conn.execute(ren_q), days, clamp_past=True)
-    return Fleet(counts, sum(counts.values()), rows, expiring, renewing)
+    return Summary(counts, expiring, renewing)
+
+
+def fleet_page(
+    store: Store, flt: FleetFilter, grants: Sequence[str], *, offset: int, limit: int
+) -> list[FleetRow]:
+    """One page by name: ``SELECT … ORDER BY name LIMIT`` over the name index."""
+    conds, exact = _conditions(store, flt, grants)
+    if not exact:
+        now = store.clock.now()
+        return _fleet_narrowed(store, grants, conds, now=now, offset=offset, limit=limit, days=1).rows
+    page_q = (
+        sa.select(*_PAGE_COLS)
+        .select_from(_WITH_CURRENT)
+        .where(*conds)
+        .order_by(credentials.c.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    with store.read() as conn:
+        return [_row(r) for r in conn.execute(page_q)]
+
+
+def fleet(
+    store: Store,
+    flt: FleetFilter,
+    grants: Sequence[str],
+    *,
+    now: datetime,
+    offset: int,
+    limit: int,
+    days: int = 90,
+) -> Fleet:
+    """Counts by health, one page by name, and the expiry timeline, within ``grants``."""
+    conds, exact = _conditions(store, flt, grants)
+    if not exact:
+        return _fleet_narrowed(store, grants, conds, now=now, offset=offset, limit=limit, days=days)
+    s = fleet_summary(store, flt, grants, now=now, days=days)
+    rows = fleet_page(store, flt, grants, offset=offset, limit=limit)
+    return Fleet(s.counts, s.total, rows, s.expiring, s.renewing)
 
 
 def _by_day(result: Any, days: int, *, clamp_past: bool = False) -> list[int]:
@@ -257,7 +325,6 @@ def _by_day(result: Any, days: int, *, clamp_past: bool = False) -> list[int]:
 
 def _fleet_narrowed(
     store: Store,
-    flt: FleetFilter,
     grants: Sequence[str],
     conds: list[sa.ColumnElement[bool]],
     *,
@@ -387,11 +454,14 @@ __all__ = [
     "HUMAN_HEALTHS",
     "Fleet",
     "FleetFilter",
+    "Summary",
     "FleetRow",
     "QueueItem",
     "acknowledge",
     "credential_notices",
     "fleet",
+    "fleet_page",
+    "fleet_summary",
     "grant_clause",
     "grants_clause",
     "issuers",

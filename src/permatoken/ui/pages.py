@@ -49,16 +49,16 @@ async def _fleet(ui: Ui, request: Request, viewer: Viewer) -> dict[str, Any]:
     flt, number = _filters(request)
     size = ui.settings.page_size
     now = ui.broker.engine.clock.now()
-    fleet = await run_in_threadpool(
-        lambda: q.fleet(
-            ui.broker.store,
-            flt,
-            viewer.principal.grants,
-            now=now,
-            offset=(number - 1) * size,
-            limit=size,
+    store, grants = ui.broker.store, viewer.principal.grants
+
+    def load() -> q.Fleet:
+        summary = ui.summaries.get(
+            (grants, flt), lambda: q.fleet_summary(store, flt, grants, now=now)
         )
-    )
+        rows = q.fleet_page(store, flt, grants, offset=(number - 1) * size, limit=size)
+        return q.Fleet(summary.counts, summary.total, rows, summary.expiring, summary.renewing)
+
+    fleet = await run_in_threadpool(load)
     pages = max(1, -(-fleet.total // size))
     keep = {k: v for k, v in (("tenant", flt.tenant), ("health", flt.health), ("issuer", flt.issuer), ("q", flt.text)) if v}
 

@@ -90,8 +90,10 @@ class Ui:
             lstrip_blocks=True,
         )
         from . import filters
+        from .summary import SummaryCache
 
         self.env.filters.update(filters.FILTERS)
+        self.summaries = SummaryCache(self.settings.summary_ttl)
 
     def render(
         self,

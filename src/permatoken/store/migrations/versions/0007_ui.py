@@ -43,15 +43,18 @@ def upgrade() -> None:
         sa.Column("at", TS, nullable=False),
     )
     # The overview counts by health and draws expiries by day: both from an index alone.
-    op.create_index("ix_credentials_health", "credentials", ["health"])
-    op.create_index("ix_credentials_issuer", "credentials", ["issuer"])
+    op.create_index("ix_credentials_health_name", "credentials", ["health", "name"])
+    op.create_index("ix_credentials_issuer_name", "credentials", ["issuer", "name"])
+    op.create_index("ix_credentials_tenant_name", "credentials", ["tenant", "name"])
+    op.create_index("ix_credentials_phone_number_id", "credentials", ["phone_number_id"])
+    op.create_index("ix_credentials_business_id", "credentials", ["business_id"])
     op.create_index("ix_versions_state_expires_at", "versions", ["state", "expires_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_versions_state_expires_at", table_name="versions")
-    op.drop_index("ix_credentials_issuer", table_name="credentials")
-    op.drop_index("ix_credentials_health", table_name="credentials")
+    for name in ("business_id", "phone_number_id", "tenant_name", "issuer_name", "health_name"):
+        op.drop_index(f"ix_credentials_{name}", table_name="credentials")
     op.drop_table("notice_acks")
     op.drop_index("ix_ui_sessions_key_id", table_name="ui_sessions")
     op.drop_table("ui_sessions")

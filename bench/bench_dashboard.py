@@ -1,4 +1,4 @@
-"""The dashboard's fleet overview with 100 vs 100,000 credentials stored (goal: ≤ 2×).
+"""The dashboard's fleet overview with 100 vs 100,000 credentials stored (goal: at most 2x).
 
 For each size, a fresh SQLite store is bulk-filled (rows inserted directly: 100 tenants, healths
 and expiries spread over 120 days, renewals planned), then a real ``permatoken serve
@@ -162,7 +162,9 @@ def measure(n: int, requests: int) -> dict[str, float]:
                 except httpx.HTTPError:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+                    raise SystemExit(
+                        f"serve did not start: {proc.stderr.read() if proc.stderr else ''}"
+                    )
                 time.sleep(0.05)
             clients = {role: signed_in(url, key) for role, key in keys.items()}
             out = {}

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from _live_sandbox import ThreadSandbox
+from conftest import init_store
 from permatoken._secret import Secret
 from permatoken.models import Health, NewCredential, VersionMeta
 from permatoken.notify import notices as nt
@@ -24,9 +26,6 @@ from permatoken.notify.delivery import Outbox
 from permatoken.server.keystore import KeyStore
 from permatoken.settings import load_settings
 from permatoken.store import Store, open_store
-
-from _live_sandbox import ThreadSandbox
-from conftest import init_store
 from server._serve import Serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -83,7 +82,9 @@ def _add_meta(world_store: Store, state: Any, name: str, kind: str = "system_use
     return str(token["value"])
 
 
-def build_world(home: Path, monkeypatch: pytest.MonkeyPatch, *serve_args: str, env: dict[str, str] | None = None) -> Iterator[World]:
+def build_world(
+    home: Path, monkeypatch: pytest.MonkeyPatch, *serve_args: str, env: dict[str, str] | None = None
+) -> Iterator[World]:
     sandbox = ThreadSandbox().start()
     monkeypatch.setenv("PERMATOKEN_GRAPH_URL", sandbox.url)
     settings = load_settings()
@@ -96,12 +97,21 @@ def build_world(home: Path, monkeypatch: pytest.MonkeyPatch, *serve_args: str, e
         # One that cannot fix itself, with the notice a human gets.
         tokens.append(_add_meta(store, sandbox.state, "acme/broken"))
         store.update_credential(
-            "acme/broken", health=Health.NEEDS_HUMAN, health_reason="Meta says the token was revoked (190/460)"
+            "acme/broken",
+            health=Health.NEEDS_HUMAN,
+            health_reason="Meta says the token was revoked (190/460)",
         )
         outbox = Outbox(store, owner="test", clock=store.clock)
         now = dt.datetime.now(dt.UTC)
         outbox.enqueue(
-            nt.needs_human("acme/broken", "acme", 1, reason="Meta says the token was revoked (190/460)", expires_at=None, now=now),
+            nt.needs_human(
+                "acme/broken",
+                "acme",
+                1,
+                reason="Meta says the token was revoked (190/460)",
+                expires_at=None,
+                now=now,
+            ),
             [],
         )
         ks = KeyStore(store)
@@ -130,7 +140,9 @@ def serve_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def world(home: Path, monkeypatch: pytest.MonkeyPatch, serve_env: dict[str, str]) -> Iterator[World]:
+def world(
+    home: Path, monkeypatch: pytest.MonkeyPatch, serve_env: dict[str, str]
+) -> Iterator[World]:
     yield from build_world(home, monkeypatch, env=serve_env)
 
 
@@ -182,7 +194,13 @@ def seen(world: World) -> Iterator[Seen]:
 
 def _all_versions(world: World) -> list[str]:
     out = []
-    for name in ("acme/messaging", "acme/marketing", "globex/messaging", "initech/support", "acme/broken"):
+    for name in (
+        "acme/messaging",
+        "acme/marketing",
+        "globex/messaging",
+        "initech/support",
+        "acme/broken",
+    ):
         for v in world.store.versions(name):
             out.append(world.store.reveal(name, v.version).reveal())
     return out

@@ -12,10 +12,16 @@ pytestmark = pytest.mark.slow
 
 
 def _names(page: Any) -> set[str]:
-    return set(page.locator("table.fleet tbody tr[data-name]").evaluate_all("rs => rs.map(r => r.dataset.name)"))
+    return set(
+        page.locator("table.fleet tbody tr[data-name]").evaluate_all(
+            "rs => rs.map(r => r.dataset.name)"
+        )
+    )
 
 
-def test_the_overview_lists_the_credentials_in_the_key_grant_and_none_outside(world: World, new_page: Any) -> None:
+def test_the_overview_lists_the_credentials_in_the_key_grant_and_none_outside(
+    world: World, new_page: Any
+) -> None:
     """A reader granted acme/** sees the acme credentials, counts only them, and no other tenant."""
     page = new_page()
     sign_in(page, world, "reader")
@@ -32,7 +38,13 @@ def test_the_overview_lists_the_credentials_in_the_key_grant_and_none_outside(wo
     # An admin without grants sees everything.
     admin = new_page()
     sign_in(admin, world, "admin")
-    assert _names(admin) == {"acme/messaging", "acme/marketing", "acme/broken", "globex/messaging", "initech/support"}
+    assert _names(admin) == {
+        "acme/messaging",
+        "acme/marketing",
+        "acme/broken",
+        "globex/messaging",
+        "initech/support",
+    }
     admin.goto(world.url + "/ui/?q=globex")
     assert _names(admin) == {"globex/messaging"}
     admin.goto(world.url + "/ui/?tenant=globex")
@@ -53,7 +65,9 @@ def test_a_credential_outside_the_grant_is_refused(world: World, new_page: Any) 
     assert r.status == 403 and "SYSTEM_USER" not in r.text()
 
 
-def test_a_reader_sees_no_action_controls_and_a_forged_post_is_refused(world: World, new_page: Any) -> None:
+def test_a_reader_sees_no_action_controls_and_a_forged_post_is_refused(
+    world: World, new_page: Any
+) -> None:
     """No rotate/inspect/acknowledge buttons for a reader; a POST made anyway (with a valid CSRF
     token) is refused 403 and changes nothing."""
     page = new_page()
@@ -67,13 +81,17 @@ def test_a_reader_sees_no_action_controls_and_a_forged_post_is_refused(world: Wo
     assert page.get_by_role("link", name="API keys").count() == 0
     token = csrf_of(page)
     r = page.request.post(
-        world.url + "/ui/credentials/acme/messaging/rotate", form={"csrf": token, "force": "1"}, max_redirects=0
+        world.url + "/ui/credentials/acme/messaging/rotate",
+        form={"csrf": token, "force": "1"},
+        max_redirects=0,
     )
     assert r.status == 403, r.text()
     assert "may not manage" in r.text()
     assert current_version(world, "acme/messaging") == 1
     assert world.sandbox.state.calls("GET /oauth/access_token") == []
-    r = page.request.post(world.url + "/ui/keys", form={"csrf": token, "role": "admin"}, max_redirects=0)
+    r = page.request.post(
+        world.url + "/ui/keys", form={"csrf": token, "role": "admin"}, max_redirects=0
+    )
     assert r.status == 403
     assert page.goto(world.url + "/ui/keys").status == 403  # type: ignore[union-attr]
 
@@ -82,7 +100,9 @@ def test_an_operator_cannot_act_outside_its_grant(world: World, new_page: Any) -
     page = new_page()
     sign_in(page, world, "operator")
     r = page.request.post(
-        world.url + "/ui/credentials/globex/messaging/rotate", form={"csrf": csrf_of(page), "force": "1"}, max_redirects=0
+        world.url + "/ui/credentials/globex/messaging/rotate",
+        form={"csrf": csrf_of(page), "force": "1"},
+        max_redirects=0,
     )
     assert r.status == 403
     assert current_version(world, "globex/messaging") == 1
@@ -103,7 +123,9 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused(world: World, new_
     assert page.goto(world.url + "/ui/").url == world.url + "/ui/"  # still signed in
 
 
-def test_app_keys_and_wrong_keys_cannot_sign_in_and_guessing_is_throttled(world: World, new_page: Any) -> None:
+def test_app_keys_and_wrong_keys_cannot_sign_in_and_guessing_is_throttled(
+    world: World, new_page: Any
+) -> None:
     """An app key is refused (it is for reading tokens); wrong keys get 401 and, after the API's
     failed-auth burst, 429 with Retry-After, while a right key still signs in."""
     page = new_page()

@@ -23,12 +23,20 @@ def test_an_operator_rotates_and_another_tab_shows_the_new_version_without_reloa
     a = new_page()
     sign_in(a, world, "operator")
     a.goto(world.url + "/ui/credentials/acme/messaging")
-    wait_for(lambda: a.evaluate("document.documentElement.dataset.live") == "open", timeout=20, what="the change stream")
+    wait_for(
+        lambda: a.evaluate("document.documentElement.dataset.live") == "open",
+        timeout=20,
+        what="the change stream",
+    )
     a.evaluate("window.__notReloaded = true")
     assert a.locator("[data-testid=current-version]").inner_text() == "1"
     overview = a.context.new_page()
     overview.goto(world.url + "/ui/")
-    wait_for(lambda: overview.evaluate("document.documentElement.dataset.live") == "open", timeout=20, what="the change stream")
+    wait_for(
+        lambda: overview.evaluate("document.documentElement.dataset.live") == "open",
+        timeout=20,
+        what="the change stream",
+    )
     overview.evaluate("window.__notReloaded = true")
 
     b = a.context.new_page()
@@ -122,10 +130,14 @@ class TestIdle:
             return r.status == 303 and "/ui/login" in r.headers["location"]
 
         # Keep still (no request) for longer than the idle timeout, then look.
-        wait_for(lambda: time.monotonic() - started > 2.5, timeout=10, what="2.5 s without requests")
+        wait_for(
+            lambda: time.monotonic() - started > 2.5, timeout=10, what="2.5 s without requests"
+        )
         assert signed_out()
         r = page.request.post(
-            world.url + "/ui/credentials/acme/messaging/rotate", form={"csrf": token}, max_redirects=0
+            world.url + "/ui/credentials/acme/messaging/rotate",
+            form={"csrf": token},
+            max_redirects=0,
         )
         assert r.status == 401
         assert current_version(world, "acme/messaging") == 1

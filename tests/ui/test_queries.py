@@ -54,7 +54,9 @@ def names(store: Any) -> list[str]:
     for n in NAMES:
         if "%" in n:  # not a valid credential name: inserted directly, as an escaping check
             continue
-        store.add_credential(NewCredential(name=n, issuer="manual"), Secret("x" * 40), VersionMeta())
+        store.add_credential(
+            NewCredential(name=n, issuer="manual"), Secret("x" * 40), VersionMeta()
+        )
     return [n for n in NAMES if "%" not in n]
 
 
@@ -68,7 +70,9 @@ def _sql_names(store: Any, grants: tuple[str, ...]) -> set[str]:
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_a_grant_in_sql_matches_what_the_api_rule_matches(store: Any, names: list[str], pattern: str) -> None:
+def test_a_grant_in_sql_matches_what_the_api_rule_matches(
+    store: Any, names: list[str], pattern: str
+) -> None:
     """Exact patterns select exactly the API's names; the rest a superset (narrowed in Python)."""
     expected = {n for n in names if covers(Role.READER, (pattern,), n)}
     _, exact = q.grant_clause(pattern)
@@ -102,7 +106,9 @@ def test_timeline_counts_expiries_and_planned_renewals_by_day(store: Any) -> Non
             Secret("y" * 40),
             VersionMeta(expires_at=now + dt.timedelta(days=days)),
         )
-        store.update_credential(name, next_due_at=now + dt.timedelta(days=days - 2), next_action="renew")
+        store.update_credential(
+            name, next_due_at=now + dt.timedelta(days=days - 2), next_action="renew"
+        )
     fleet = q.fleet(store, q.FleetFilter(), ("t/*",), now=now, offset=0, limit=10)
     assert fleet.expiring[0] == 1 and fleet.expiring[3] == 2 and fleet.expiring[89] == 1
     assert sum(fleet.expiring) == 4  # 95 d is beyond, -1 d already expired

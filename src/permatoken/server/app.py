@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .._exceptions import PermatokenError
 from ..rotation import RenewalEngine
@@ -417,7 +417,9 @@ def create_app(
     """The broker's ASGI app. Nothing starts until the lifespan does."""
     broker = Broker(settings, store, engine, scheduler=scheduler, config=config)
     ops = operations()
-    routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
+    routes: list[BaseRoute] = [
+        Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops
+    ]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     if settings.proxy.enabled:  # /graph/{credential-name}/-/… (docs/proxy.md)
         from ..proxy import GraphProxy

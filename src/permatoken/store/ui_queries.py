@@ -75,9 +75,7 @@ def grant_clause(pattern: str) -> tuple[sa.ColumnElement[bool], bool]:
     if not any(c in pattern for c in "*?"):
         return credentials.c.name == pattern, True
     # As many '/' in the name as in the pattern: a wildcard can then absorb none of them.
-    return sa.and_(
-        credentials.c.name.like(like, escape="\\"), _SLASHES == len(parts) - 1
-    ), True
+    return sa.and_(credentials.c.name.like(like, escape="\\"), _SLASHES == len(parts) - 1), True
 
 
 def grants_clause(grants: Sequence[str]) -> tuple[sa.ColumnElement[bool] | None, bool]:
@@ -278,7 +276,9 @@ def fleet_page(
     conds, exact = _conditions(store, flt, grants)
     if not exact:
         now = store.clock.now()
-        return _fleet_narrowed(store, grants, conds, now=now, offset=offset, limit=limit, days=1).rows
+        return _fleet_narrowed(
+            store, grants, conds, now=now, offset=offset, limit=limit, days=1
+        ).rows
     page_q = (
         sa.select(*_PAGE_COLS)
         .select_from(_WITH_CURRENT)
@@ -392,7 +392,9 @@ def needs_human(store: Store, grants: Sequence[str], *, limit: int = 100) -> lis
     return [QueueItem(r.name, r.health, r.health_reason, by_name.get(r.name, [])) for r in creds]
 
 
-def _notices(conn: sa.Connection, names: list[str], *, newest: int) -> dict[str, list[dict[str, Any]]]:
+def _notices(
+    conn: sa.Connection, names: list[str], *, newest: int
+) -> dict[str, list[dict[str, Any]]]:
     if not names:
         return {}
     q = (
@@ -454,9 +456,9 @@ __all__ = [
     "HUMAN_HEALTHS",
     "Fleet",
     "FleetFilter",
-    "Summary",
     "FleetRow",
     "QueueItem",
+    "Summary",
     "acknowledge",
     "credential_notices",
     "fleet",

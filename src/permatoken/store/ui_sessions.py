@@ -31,7 +31,9 @@ class UiSession:
     last_seen_at: datetime
 
 
-def create_session(store: Store, key_id: str, now: datetime, address: str | None) -> tuple[str, UiSession]:
+def create_session(
+    store: Store, key_id: str, now: datetime, address: str | None
+) -> tuple[str, UiSession]:
     """A new session for ``key_id``: (the id for the cookie, the stored row)."""
     session_id = secrets.token_urlsafe(32)
     row = UiSession(session_hash(session_id), key_id, secrets.token_urlsafe(32), now, now)
@@ -74,7 +76,9 @@ def end_session(store: Store, id_hash: str) -> None:
 def end_key_sessions(store: Store, key_id: str) -> int:
     """End every session signed in with ``key_id`` (the key was revoked)."""
     with store.write() as conn:
-        return int(conn.execute(ui_sessions.delete().where(ui_sessions.c.key_id == key_id)).rowcount)
+        return int(
+            conn.execute(ui_sessions.delete().where(ui_sessions.c.key_id == key_id)).rowcount
+        )
 
 
 def end_stale_sessions(store: Store, now: datetime, idle: float, absolute: float) -> int:

@@ -127,7 +127,9 @@ def _name(ui: Ui, request: Request, viewer: Viewer) -> str:
     return name
 
 
-async def _audit(ui: Ui, request: Request, viewer: Viewer, action: str, name: str, result: str, **detail: Any) -> None:
+async def _audit(
+    ui: Ui, request: Request, viewer: Viewer, action: str, name: str, result: str, **detail: Any
+) -> None:
     b = ui.broker
     await b.recorder.record_now(
         AuditRecord(
@@ -156,7 +158,9 @@ async def rotate(ui: Ui, request: Request, viewer: Viewer) -> Response:
     o = await b.upstream.run(
         viewer.principal, name, lambda: b.engine.rotate(name, force=force, reason="dashboard")
     )
-    await _audit(ui, request, viewer, "credential.rotated", name, o.status, version=o.version, force=force)
+    await _audit(
+        ui, request, viewer, "credential.rotated", name, o.status, version=o.version, force=force
+    )
     return _back(name, o.message or f"rotation: {o.status}")
 
 
@@ -166,7 +170,9 @@ async def inspect(ui: Ui, request: Request, viewer: Viewer) -> Response:
     name = _name(ui, request, viewer)
     insp = await b.upstream.run(viewer.principal, name, lambda: b.engine.inspect(name))
     r = insp.result
-    await _audit(ui, request, viewer, "credential.inspected", name, "valid" if r.is_valid else "invalid")
+    await _audit(
+        ui, request, viewer, "credential.inspected", name, "valid" if r.is_valid else "invalid"
+    )
     return _back(name, f"Meta says: {insp.verdict.summary}")
 
 
@@ -196,7 +202,15 @@ async def acknowledge(ui: Ui, request: Request, viewer: Viewer) -> Response:
     fresh = await run_in_threadpool(
         q.acknowledge, b.store, int(raw), viewer.principal.actor, b.engine.clock.now()
     )
-    await _audit(ui, request, viewer, "notice.acknowledged", name, "ok" if fresh else "already", notice=int(raw))
+    await _audit(
+        ui,
+        request,
+        viewer,
+        "notice.acknowledged",
+        name,
+        "ok" if fresh else "already",
+        notice=int(raw),
+    )
     target = request.state.form.get("back")
     return RedirectResponse(_safe_next(target) if target else "/ui/needs-human", status_code=303)
 
@@ -213,14 +227,23 @@ async def create_key(ui: Ui, request: Request, viewer: Viewer) -> Response:
     try:
         role = Role(data.get("role", ""))
     except ValueError:
-        raise ApiError(422, "validation_error", "role must be admin, operator, reader or app") from None
-    grants = tuple(validate_grant(g.strip()) for g in data.get("grants", "").split(",") if g.strip())
+        raise ApiError(
+            422, "validation_error", "role must be admin, operator, reader or app"
+        ) from None
+    grants = tuple(
+        validate_grant(g.strip()) for g in data.get("grants", "").split(",") if g.strip()
+    )
     expires_in = parse_duration(data["expires_in"]) if data.get("expires_in", "").strip() else None
     label = (data.get("label") or "").strip()[:80] or None
     check_new_key_grants(b, request, viewer.principal, list(grants))
     key, value = await run_in_threadpool(
         lambda: b.keys.create(
-            role, list(grants), expires_in=expires_in, label=label, actor=viewer.principal.actor, source=b.client(request)
+            role,
+            list(grants),
+            expires_in=expires_in,
+            label=label,
+            actor=viewer.principal.actor,
+            source=b.client(request),
         )
     )
     keys = [k for k in await run_in_threadpool(b.keys.list) if key_visible(viewer.principal, k)]
@@ -242,7 +265,9 @@ async def revoke_key(ui: Ui, request: Request, viewer: Viewer) -> Response:
         existing = None
     if existing is None or not key_visible(viewer.principal, existing):
         raise ApiError(404, "not_found", "no API key with that id")
-    await run_in_threadpool(lambda: b.keys.revoke(key_id, actor=viewer.principal.actor, source=b.client(request)))
+    await run_in_threadpool(
+        lambda: b.keys.revoke(key_id, actor=viewer.principal.actor, source=b.client(request))
+    )
     b.revoked(key_id)
     await run_in_threadpool(us.end_key_sessions, b.store, key_id)
     return RedirectResponse("/ui/keys", status_code=303)

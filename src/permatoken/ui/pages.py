@@ -17,9 +17,9 @@ from starlette.responses import Response
 
 from .. import policy as policy_mod
 from ..models import Health, validate_name
-from ..store import ui_queries as q
 from ..server.access import Action
 from ..server.errors import ApiError
+from ..store import ui_queries as q
 from .timeline import draw
 from .web import Ui, Viewer, page
 
@@ -60,7 +60,16 @@ async def _fleet(ui: Ui, request: Request, viewer: Viewer) -> dict[str, Any]:
 
     fleet = await run_in_threadpool(load)
     pages = max(1, -(-fleet.total // size))
-    keep = {k: v for k, v in (("tenant", flt.tenant), ("health", flt.health), ("issuer", flt.issuer), ("q", flt.text)) if v}
+    keep = {
+        k: v
+        for k, v in (
+            ("tenant", flt.tenant),
+            ("health", flt.health),
+            ("issuer", flt.issuer),
+            ("q", flt.text),
+        )
+        if v
+    }
 
     def link(n: int) -> str:
         return "/ui/?" + urlencode(keep | {"page": str(n)})
@@ -165,7 +174,9 @@ async def keys(ui: Ui, request: Request, viewer: Viewer) -> Response:
 
     if not viewer.can("keys"):
         ui.broker.deny(request, viewer.principal, Action.KEYS, None)
-    items = [k for k in await run_in_threadpool(ui.broker.keys.list) if key_visible(viewer.principal, k)]
+    items = [
+        k for k in await run_in_threadpool(ui.broker.keys.list) if key_visible(viewer.principal, k)
+    ]
     return ui.render(request, "keys.html", viewer, keys=items, created=None)
 
 

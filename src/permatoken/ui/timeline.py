@@ -39,8 +39,7 @@ def draw(
     parts = [
         f'<svg class="timeline" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-labelledby="tl-title tl-desc" xmlns="http://www.w3.org/2000/svg">',
-        '<title id="tl-title">Expiries and planned renewals over the next '
-        f"{days} days</title>",
+        f'<title id="tl-title">Expiries and planned renewals over the next {days} days</title>',
         f'<desc id="tl-desc">{sum(expiring)} tokens expire and {sum(renewing)} renewals are '
         f"planned in the next {days} days.</desc>",
     ]
@@ -56,7 +55,9 @@ def draw(
                 f'width="{max(1.0, bar / 2 - 0.5):.1f}" height="{h:.1f}">'
                 f"<title>day {d}: {n} {'expiring' if cls == 'exp' else 'renewals planned'}</title></rect>"
             )
-    parts.append(f'<line class="axis" x1="{LEFT}" y1="{CHART_H}" x2="{WIDTH - 10}" y2="{CHART_H}"/>')
+    parts.append(
+        f'<line class="axis" x1="{LEFT}" y1="{CHART_H}" x2="{WIDTH - 10}" y2="{CHART_H}"/>'
+    )
     for d in range(0, days + 1, 15):
         parts.append(
             f'<text class="tick" x="{_x(d, days):.1f}" y="{CHART_H + 14}" text-anchor="middle">'
@@ -72,9 +73,7 @@ def draw(
         y = y0 + i * LANE_H
         label = escape(r.name if len(r.name) <= 26 else r.name[:25] + "…")
         parts.append(f'<text class="lane" x="4" y="{y + 11}">{label}</text>')
-        end = (
-            (r.expires_at - now).total_seconds() / 86400 if r.expires_at is not None else days
-        )
+        end = (r.expires_at - now).total_seconds() / 86400 if r.expires_at is not None else days
         parts.append(
             f'<line class="life {escape(r.health)}" x1="{_x(0, days):.1f}" y1="{y + 7}" '
             f'x2="{_x(end, days):.1f}" y2="{y + 7}"><title>{escape(r.name)}: '

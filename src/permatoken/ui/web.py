@@ -121,7 +121,12 @@ class Ui:
                 headers=SECURITY_HEADERS,
             )
         return self.render(
-            request, "error.html", viewer, http_status=status, status_code=status, message=redact(message)
+            request,
+            "error.html",
+            viewer,
+            http_status=status,
+            status_code=status,
+            message=redact(message),
         )
 
     # --- sessions ---------------------------------------------------------------------------
@@ -191,14 +196,21 @@ def form(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         ui = _ui(request)
         viewer = await ui.viewer(request)
         if viewer is None:
-            return ui.error(request, 401, "your session has ended: sign in again at /ui/login", None)
+            return ui.error(
+                request, 401, "your session has ended: sign in again at /ui/login", None
+            )
         data = await _form(request)
         sent = data.get("csrf", "")
         if not hmac.compare_digest(sent.encode(), viewer.session.csrf_token.encode()):
             ui.broker.recorder.add(
                 ui.broker.denial(request, viewer.principal, Action.VIEW, None, reason="ui csrf")
             )
-            return ui.error(request, 403, "the form's security token is missing or wrong: reload the page and try again", viewer)
+            return ui.error(
+                request,
+                403,
+                "the form's security token is missing or wrong: reload the page and try again",
+                viewer,
+            )
         request.state.form = data
         return await _guarded(ui, request, viewer, fn)
 

@@ -31,17 +31,12 @@ def mount(broker: Any) -> tuple[Mount, Any]:
     """The ``/ui`` mount and the :class:`~.web.Ui` to put on ``app.state.ui``."""
     from pathlib import Path
 
-    from starlette.responses import RedirectResponse
-
     from . import actions as a
     from . import live
     from . import pages as p
     from .web import Ui
 
     ui = Ui(broker)
-
-    async def to_login(request: Any) -> Any:
-        return RedirectResponse("/ui/", status_code=307)
 
     routes = [
         Route("/", p.overview, methods=["GET"]),
@@ -63,7 +58,6 @@ def mount(broker: Any) -> tuple[Mount, Any]:
         Route("/credentials/{name:path}", p.credential, methods=["GET"]),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="ui-static"),
     ]
-    _ = to_login
     return Mount("/ui", routes=routes), ui
 
 

@@ -27,7 +27,7 @@ from ..server.audit import AuditRecord
 from ..server.errors import ApiError
 from ..store import ui_queries as q
 from ..store import ui_sessions as us
-from .web import COOKIE, LOGIN_COOKIE, SECURITY_HEADERS, Ui, Viewer, _form, _ui, form, wall_now
+from .web import COOKIE, LOGIN_COOKIE, Ui, Viewer, _form, _ui, form, wall_now
 
 
 def _safe_next(target: str | None) -> str:
@@ -94,9 +94,15 @@ async def login(request: Request) -> Response:
             "(`permatoken keys create --role reader`).",
             403,
         )
-    session_id, _ = await run_in_threadpool(
-        us.create_session, b.store, p.key_id, wall_now(), b.client(request)
-    )
+    now = wall_now()
+    settings = ui.settings
+
+    def open_session() -> str:
+        # Sign-ins are rare: the moment to clear sessions that timed out.
+        us.end_stale_sessions(b.store, now, settings.session_idle, settings.session_max)
+        return us.create_session(b.store, p.key_id, now, b.client(request))[0]
+
+    session_id = await run_in_threadpool(open_session)
     await b.recorder.record_now(AuditRecord(p.actor, "ui.login", "ok", source=b.client(request)))
     response = RedirectResponse(_safe_next(data.get("next")), status_code=303)
     response.set_cookie(
@@ -284,4 +290,3 @@ __all__ = [
     "revoke_previous",
     "rotate",
 ]
-_ = SECURITY_HEADERS

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-
-import datetime as dt
 
 from permatoken._secret import Secret
 from permatoken.models import Health, NewCredential, VersionMeta

@@ -192,3 +192,23 @@ def test_the_live_stream_ends_when_the_key_is_revoked(world: World, signed_in: A
                 break
     assert "event: ended" in lines
     assert b.client.get("/ui/").status_code == 303
+
+
+def test_a_link_cannot_plant_a_message_on_a_page(world: World, signed_in: Any) -> None:
+    """Only messages signed for this session (its own action's result) are shown."""
+    b = signed_in("operator")
+    planted = "Your key expired: enter it again at evil.example"
+    r = b.client.get("/ui/credentials/acme/messaging", params={"done": planted, "sig": "0" * 32})
+    assert r.status_code == 200 and planted not in r.text
+    r = b.client.post("/ui/credentials/acme/messaging/inspect", data={"csrf": b.csrf})
+    assert r.status_code == 303
+    shown = b.client.get(r.headers["location"])
+    assert "Meta says:" in shown.text
+
+
+def test_ui_without_a_slash_and_unknown_ui_paths(world: World, signed_in: Any) -> None:
+    b = signed_in("reader")
+    r = b.client.get("/ui", follow_redirects=True)
+    assert r.status_code == 200 and "<h1>Fleet</h1>" in r.text
+    assert b.client.get("/ui/nope").status_code == 404
+    assert b.client.get("/ui/static/../templates/base.html").status_code == 404

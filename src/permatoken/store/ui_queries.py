@@ -194,6 +194,8 @@ class Summary:
     counts: dict[str, int]
     expiring: list[int]
     renewing: list[int]
+    #: The grants were narrowed in Python and more than FALLBACK_LIMIT rows matched.
+    truncated: bool = False
 
     @property
     def total(self) -> int:
@@ -238,7 +240,7 @@ def fleet_summary(
     conds, exact = _conditions(store, flt, grants)
     if not exact:
         f = _fleet_narrowed(store, grants, conds, now=now, offset=0, limit=0, days=days)
-        return Summary(f.counts, f.expiring, f.renewing)
+        return Summary(f.counts, f.expiring, f.renewing, f.truncated)
     end = now + timedelta(days=days)
     with store.read() as conn:
         counts_q = sa.select(credentials.c.health, sa.func.count()).group_by(credentials.c.health)

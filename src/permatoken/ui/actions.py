@@ -27,7 +27,7 @@ from ..server.audit import AuditRecord
 from ..server.errors import ApiError
 from ..store import ui_queries as q
 from ..store import ui_sessions as us
-from .web import COOKIE, LOGIN_COOKIE, Ui, Viewer, _form, _ui, form, wall_now
+from .web import COOKIE, LOGIN_COOKIE, Ui, Viewer, _form, _ui, form, sign, wall_now
 
 
 def _safe_next(target: str | None) -> str:
@@ -149,9 +149,11 @@ async def _audit(
     )
 
 
-def _back(name: str, message: str) -> Response:
+def _back(viewer: Viewer, name: str, message: str) -> Response:
+    text = message[:200]
     return RedirectResponse(
-        f"/ui/credentials/{quote(name, safe='/')}?done={quote(message[:200])}", status_code=303
+        f"/ui/credentials/{quote(name, safe='/')}?done={quote(text)}&sig={sign(viewer, text)}",
+        status_code=303,
     )
 
 
@@ -167,7 +169,7 @@ async def rotate(ui: Ui, request: Request, viewer: Viewer) -> Response:
     await _audit(
         ui, request, viewer, "credential.rotated", name, o.status, version=o.version, force=force
     )
-    return _back(name, o.message or f"rotation: {o.status}")
+    return _back(viewer, name, o.message or f"rotation: {o.status}")
 
 
 @form
@@ -179,7 +181,7 @@ async def inspect(ui: Ui, request: Request, viewer: Viewer) -> Response:
     await _audit(
         ui, request, viewer, "credential.inspected", name, "valid" if r.is_valid else "invalid"
     )
-    return _back(name, f"Meta says: {insp.verdict.summary}")
+    return _back(viewer, name, f"Meta says: {insp.verdict.summary}")
 
 
 @form
@@ -194,7 +196,7 @@ async def revoke_previous(ui: Ui, request: Request, viewer: Viewer) -> Response:
     v = await b.upstream.run(viewer.principal, name, lambda: b.engine.revoke(name, number))
     b.hub.changed(name)
     await _audit(ui, request, viewer, "credential.revoked", name, "ok", version=v.version)
-    return _back(name, f"version {v.version} revoked")
+    return _back(viewer, name, f"version {v.version} revoked")
 
 
 @form
@@ -265,6 +267,8 @@ async def revoke_key(ui: Ui, request: Request, viewer: Viewer) -> Response:
     if not viewer.can("keys"):
         b.deny(request, viewer.principal, Action.KEYS, None)
     key_id = request.path_params["key_id"]
+    if not (0 < len(key_id) <= 24 and key_id.isalnum()):
+        raise ApiError(404, "not_found", "no API key with that id")
     try:
         existing = await run_in_threadpool(b.keys.get, key_id)
     except NotFoundError:

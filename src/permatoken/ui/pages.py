@@ -21,7 +21,7 @@ from ..server.access import Action
 from ..server.errors import ApiError
 from ..store import ui_queries as q
 from .timeline import draw
-from .web import Ui, Viewer, page
+from .web import Ui, Viewer, page, same_sig
 
 _HEALTHS = [h.value for h in Health]
 
@@ -56,7 +56,14 @@ async def _fleet(ui: Ui, request: Request, viewer: Viewer) -> dict[str, Any]:
             (grants, flt), lambda: q.fleet_summary(store, flt, grants, now=now)
         )
         rows = q.fleet_page(store, flt, grants, offset=(number - 1) * size, limit=size)
-        return q.Fleet(summary.counts, summary.total, rows, summary.expiring, summary.renewing)
+        return q.Fleet(
+            summary.counts,
+            summary.total,
+            rows,
+            summary.expiring,
+            summary.renewing,
+            summary.truncated,
+        )
 
     fleet = await run_in_threadpool(load)
     pages = max(1, -(-fleet.total // size))
@@ -150,7 +157,11 @@ def _credential_data(ui: Ui, name: str) -> dict[str, Any]:
 async def credential(ui: Ui, request: Request, viewer: Viewer) -> Response:
     name = _target(ui, request, viewer)
     data = await run_in_threadpool(_credential_data, ui, name)
-    return ui.render(request, "credential.html", viewer, name=name, **data)
+    done = request.query_params.get("done")
+    # Only a message this session's own action put in the URL (a link cannot plant text here).
+    if done is None or not same_sig(viewer, done, request.query_params.get("sig", "")):
+        done = None
+    return ui.render(request, "credential.html", viewer, name=name, done=done, **data)
 
 
 @page

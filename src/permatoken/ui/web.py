@@ -166,6 +166,16 @@ def _esc(text: str) -> str:
     return str(escape(text))
 
 
+def sign(viewer: Viewer, text: str) -> str:
+    """An HMAC of ``text`` under the session's CSRF token (for messages carried in a URL)."""
+    key = viewer.session.csrf_token.encode()
+    return hmac.new(key, text.encode(), "sha256").hexdigest()[:32]
+
+
+def same_sig(viewer: Viewer, text: str, sig: str) -> bool:
+    return hmac.compare_digest(sign(viewer, text).encode(), sig.encode())
+
+
 Handler = Callable[[Ui, Request, Viewer], Awaitable[Response]]
 
 
@@ -250,4 +260,4 @@ async def _guarded(ui: Ui, request: Request, viewer: Viewer | None, fn: Any) -> 
         return ui.error(request, status, text, viewer)
 
 
-__all__ = ["COOKIE", "CSP", "Ui", "Viewer", "form", "page", "wall_now"]
+__all__ = ["COOKIE", "CSP", "Ui", "Viewer", "form", "page", "same_sig", "sign", "wall_now"]

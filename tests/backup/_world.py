@@ -44,7 +44,7 @@ def seed_small(store: Store) -> list[str]:
     store.promote("acme/messaging", 2)
     store.set_version_state("acme/messaging", 1, VersionState.RETIRED, reason="test")
     store.update_credential("acme/messaging", rotation_detail={"k": [1, 2.5, None]})
-    _, api_key = KeyStore(store).create("app", ["acme/*"], label="app key", actor="test")
+    app_key, api_key = KeyStore(store).create("app", ["acme/*"], label="app key", actor="test")
     AuditLog(store).append(
         [
             AuditRecord(actor="test", action="token.read", result="ok", target="acme/messaging"),
@@ -63,6 +63,12 @@ def seed_small(store: Store) -> list[str]:
             )
         )
         conn.execute(budget_spend.insert().values(key="app:1234567890", bucket=7, calls=3))
+    # The dashboard's tables (migration 0007_ui): a session and an acknowledged notice.
+    from permatoken.store import ui_queries, ui_sessions
+
+    ui_sessions.create_session(store, app_key.id, T0, "127.0.0.1")
+    (first,) = Outbox(store, owner="test", clock=store.clock).all_notices("acme/messaging")
+    assert ui_queries.acknowledge(store, first["id"], "key:test", T0)
     log = BackupLog(store)
     claim = log.claim("manual", "test", T0)
     assert claim is not None

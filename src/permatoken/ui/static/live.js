@@ -3,10 +3,21 @@
 // data-live-src with htmx and swaps it in. No token is ever part of an event or a fragment.
 (function () {
   "use strict";
+  // A burst of rotations (a scheduler renewing hundreds) refetches each fragment once.
+  var pending = new Set();
+  var timer = null;
   function refresh(name) {
     document.querySelectorAll("[data-live-src]").forEach(function (el) {
       var names = (el.getAttribute("data-live-names") || "").split(",");
-      if (names.indexOf("*") < 0 && names.indexOf(name) < 0) return;
+      if (names.indexOf("*") >= 0 || names.indexOf(name) >= 0) pending.add(el);
+    });
+    if (timer === null) timer = setTimeout(flush, 250);
+  }
+  function flush() {
+    timer = null;
+    var els = Array.from(pending);
+    pending.clear();
+    els.forEach(function (el) {
       if (window.htmx) {
         window.htmx.ajax("GET", el.getAttribute("data-live-src"), { target: el, swap: "innerHTML" });
       } else {

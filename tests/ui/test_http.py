@@ -212,3 +212,12 @@ def test_ui_without_a_slash_and_unknown_ui_paths(world: World, signed_in: Any) -
     assert r.status_code == 200 and "<h1>Fleet</h1>" in r.text
     assert b.client.get("/ui/nope").status_code == 404
     assert b.client.get("/ui/static/../templates/base.html").status_code == 404
+
+
+def test_the_service_page_shows_api_keys_to_admins_only(world: World, signed_in: Any) -> None:
+    admin = signed_in("admin").client.get("/ui/service")
+    assert "Active: 1 admin, 1 operator, 1 reader, 1 app" in admin.text
+    assert "Verified:" in admin.text and "No backup yet" in admin.text
+    reader = signed_in("reader").client.get("/ui/service")
+    assert reader.status_code == 200 and "Active:" not in reader.text
+    assert "Budgets are per app and WABA" in reader.text

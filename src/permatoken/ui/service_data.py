@@ -1,4 +1,5 @@
-"""What the service page shows: replicas and leases, budgets, last backup, audit chain, keys.
+"""What the service page shows: replicas and leases, budgets, last backup, audit chain, keys
+(encryption keys for everyone; API keys for admins).
 
 Replica names, app ids and budget keys are not credential names a grant covers, so they are
 shown only to keys without grants (as ``/metrics`` shows its aggregate view); leases are
@@ -7,10 +8,12 @@ narrowed to the names the key sees.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..backup.status import last_backup_json
 from ..scheduler.budgets import Limits
+from ..server.access import Action
 from ..server.broker import Broker
 from ..store import ui_service
 from ..store.backups import BackupLog
@@ -32,6 +35,26 @@ def collect(b: Broker, viewer: Viewer) -> dict[str, Any]:
     verification = b.audit.verify()
     keys = b.store.key_problems()
     backups = BackupLog(b.store)
+    api_keys = None
+    if p.may(Action.KEYS):
+        from ..server.guards import key_visible
+
+        wall = datetime.now(UTC)
+        mine = [k for k in b.keys.list() if key_visible(p, k)]
+        api_keys = {
+            "active": {
+                role: sum(1 for k in mine if k.role.value == role and k.usable_at(wall))
+                for role in ("admin", "operator", "reader", "app")
+            },
+            "expiring": [
+                k
+                for k in mine
+                if k.usable_at(wall)
+                and k.expires_at is not None
+                and k.expires_at < wall + timedelta(days=7)
+            ],
+            "revoked": sum(1 for k in mine if k.revoked_at is not None),
+        }
     return {
         "unrestricted": unrestricted,
         "this_replica": b.engine.owner,
@@ -45,6 +68,7 @@ def collect(b: Broker, viewer: Viewer) -> dict[str, Any]:
         "key_source": b.store.keyring.source,
         "key_active": b.store.keyring.active_id,
         "key_problems": [str(k) for k in keys],
+        "api_keys": api_keys,
     }
 
 

@@ -37,6 +37,7 @@ def test_demo_runs_the_service_against_the_sandbox(tmp_path: Path) -> None:
     assert "Dashboard/user token: expires in 5 min" in out
     assert "permatoken serving on http://127.0.0.1:" in out
     assert "demo admin key: pt_" in out
+    assert re.search(r"dashboard: +http://127\.0\.0\.1:\d+/ui/ ", out), out[-2000:]
     assert "Traceback" not in out + proc.stderr
 
 

@@ -271,6 +271,7 @@ class Demo:
         self._wait_for(lambda: self._up(api + "/healthz"), "permatoken serve")
         print(f"API: {api}   (OpenAPI document: {api}/openapi.json)")
         print(f"demo admin key: {key}")
+        print(f"dashboard:      {api}/ui/   (sign in with the demo admin key)")
         print(
             f"read a token:   curl -s -H 'Authorization: Bearer {key}' {api}/v1/tokens/demo/messaging"
         )

@@ -136,6 +136,25 @@ class ProxySettings(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
 
 
+class UiSettings(BaseModel):
+    """The dashboard at ``/ui/`` of ``permatoken serve`` (docs/dashboard.md; ``[ui]``,
+    ``PERMATOKEN_UI__*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Serve the dashboard.
+    enabled: bool = True
+    #: Seconds without a request after which a signed-in session ends.
+    session_idle: float = Field(default=30 * 60.0, gt=0)
+    #: Seconds after sign-in after which a session ends however busy it is.
+    session_max: float = Field(default=12 * 3600.0, gt=0)
+    #: Credentials per overview page.
+    page_size: int = Field(default=50, ge=5, le=500)
+    #: Seconds the overview's counts and timeline are reused per grants and filter (they scan
+    #: the fleet; the page's rows are always fresh). 0: computed on every request.
+    summary_ttl: float = Field(default=10.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything permatoken can be configured with. See docs/configuration.md."""
 
@@ -215,6 +234,8 @@ class Settings(BaseSettings):
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     #: The Graph proxy (``[proxy]`` table, ``PERMATOKEN_PROXY__MESSAGES_PER_SECOND``…; docs/proxy.md).
     proxy: ProxySettings = Field(default_factory=ProxySettings)
+    #: The dashboard (``[ui]`` table, ``PERMATOKEN_UI__SESSION_IDLE``…; docs/dashboard.md).
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @field_validator("key", "webhook_verify_token", mode="before")
     @classmethod

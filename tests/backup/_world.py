@@ -44,7 +44,7 @@ def seed_small(store: Store) -> list[str]:
     store.promote("acme/messaging", 2)
     store.set_version_state("acme/messaging", 1, VersionState.RETIRED, reason="test")
     store.update_credential("acme/messaging", rotation_detail={"k": [1, 2.5, None]})
-    _, api_key = KeyStore(store).create("app", ["acme/*"], label="app key", actor="test")
+    app_key, api_key = KeyStore(store).create("app", ["acme/*"], label="app key", actor="test")
     AuditLog(store).append(
         [
             AuditRecord(actor="test", action="token.read", result="ok", target="acme/messaging"),
@@ -68,6 +68,12 @@ def seed_small(store: Store) -> list[str]:
     SinkTable(store).add(
         "acme/messaging", "aws-sm://acme/wa", {}, uid="0" * 32, delivered_version=2, actor="test"
     )
+    # The dashboard's tables (migration 0007_ui): a session and an acknowledged notice.
+    from permatoken.store import ui_queries, ui_sessions
+
+    ui_sessions.create_session(store, app_key.id, T0, "127.0.0.1")
+    (first,) = Outbox(store, owner="test", clock=store.clock).all_notices("acme/messaging")
+    assert ui_queries.acknowledge(store, first["id"], "key:test", T0)
     log = BackupLog(store)
     claim = log.claim("manual", "test", T0)
     assert claim is not None

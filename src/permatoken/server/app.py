@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .._exceptions import PermatokenError
 from ..providers import api as providers_api
@@ -429,7 +429,9 @@ def create_app(
     """The broker's ASGI app. Nothing starts until the lifespan does."""
     broker = Broker(settings, store, engine, scheduler=scheduler, config=config)
     ops = operations()
-    routes = [Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops]
+    routes: list[BaseRoute] = [
+        Route(op.route, op.endpoint, methods=[op.method.upper()]) for op in ops
+    ]
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     # Meta's webhooks and deauthorize callback (public, signed; docs/providers.md).
     from ..providers.handling import DeliveryHandler
@@ -443,6 +445,12 @@ def create_app(
         from ..proxy import GraphProxy
 
         routes.append(GraphProxy(broker, settings.proxy, settings.graph_url).route())
+    ui: Any = None
+    if settings.ui.enabled:  # the dashboard at /ui/ (docs/dashboard.md)
+        from ..ui import mount
+
+        ui_mount, ui = mount(broker)
+        routes.append(ui_mount)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -457,6 +465,7 @@ def create_app(
     app = BrokerApp(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     app.state.broker = broker
     app.state.openapi = build_document(ops)
+    app.state.ui = ui
     return app
 
 

@@ -13,6 +13,7 @@ from . import (  # noqa: F401  (register their tables on the shared metadata)
     schema_providers,
     schema_scheduler,
     schema_sinks,
+    schema_ui,
 )
 from .repository import Store
 

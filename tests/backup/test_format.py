@@ -175,3 +175,31 @@ def test_other_files_and_other_versions_are_named_as_such(
     with good.open("rb") as f:
         header, _ = read_header(f, len(data))
     assert header.format == 1 and header.schema_revision and header.kek_ids
+
+
+@pytest.mark.parametrize(
+    "mac",
+    [
+        {"kind": "kek", "kek_id": "kek-1"},  # the wrapped key's name changed in transit
+        {"kind": "kek", "wrapped_key": "AAAA"},
+        {"kind": "kez", "kek_id": "kek-1", "wrapped_key": "AAAA"},
+    ],
+)
+def test_a_header_with_a_damaged_mac_spec_is_tampered_not_a_crash(mac: dict[str, str]) -> None:
+    import json
+
+    from permatoken.backup.format import Header
+
+    good = {
+        "format": 1,
+        "created_at": "2026-11-30T00:00:00Z",
+        "schema_revision": "x",
+        "source_dialect": "sqlite",
+        "permatoken_version": "0",
+        "kek_ids": ["kek-1"],
+        "active_kek_id": "kek-1",
+        "macs": [mac],
+        "passphrase": None,
+    }
+    with pytest.raises(BackupTamperedError):
+        Header.from_bytes(json.dumps(good).encode())

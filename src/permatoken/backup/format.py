@@ -58,6 +58,15 @@ class MacSpec:
     kek_id: str | None = None
     wrapped_key: bytes | None = None
 
+    def __post_init__(self) -> None:
+        # A header changed in transit must be refused as tampered, never half-read: a ``kek``
+        # spec without its KEK id or wrapped key (or an unknown kind) is not a spec at all.
+        if self.kind == "kek":
+            if not isinstance(self.kek_id, str) or not self.wrapped_key:
+                raise ValueError("a kek MAC spec needs a KEK id and a wrapped key")
+        elif self.kind != "passphrase":
+            raise ValueError(f"unknown MAC spec kind {self.kind!r}")
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
         if self.kind == "kek":

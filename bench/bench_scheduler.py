@@ -127,15 +127,16 @@ def make_due(store: Any, names: list[str]) -> None:
         )
 
 
-def tick(settings: Any, store: Any, url: str, batched: bool, due: int) -> dict[str, float]:
+def tick(settings: Any, store: Any, path: str, due: int) -> dict[str, float]:
     from permatoken.meta.graph import GraphClient
     from permatoken.rotation import RenewalEngine
     from permatoken.scheduler import Scheduler
 
     graph = GraphClient(settings.graph_url, settings.graph_version)
-    engine = RenewalEngine(store, graph, owner=f"bench-{'new' if batched else 'old'}")
-    kw: dict[str, Any] = {} if not batched else {"_batched": True}
-    sched = Scheduler(settings, store, engine, batch=due, **kw)
+    engine = RenewalEngine(store, graph, owner=f"bench-{path}")
+    if path == "new-c16":
+        settings = settings.model_copy(update={"scheduler_obtain_concurrency": 16})
+    sched = Scheduler(settings, store, engine, batch=due, _batched=path != "old")
     counter = Counter(store.engine)
     started = time.perf_counter()
     report = sched.tick()
@@ -159,11 +160,14 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=100_000, help="credentials stored, large case")
     ap.add_argument("--latency", type=float, default=0.02, help="seconds added to every Graph call")
     ap.add_argument("--pg-admin-url", default=PG_ADMIN)
-    ap.add_argument("--paths", default="old,new", help="which paths to measure (old,new)")
+    ap.add_argument(
+        "--paths",
+        default="old,new,new-c16",
+        help="old: one by one; new: batched (defaults); new-c16: batched, 16 concurrent exchanges",
+    )
     args = ap.parse_args()
 
     from _live_sandbox import ProcessSandbox
-
     from conftest import init_store
     from permatoken.settings import load_settings
     from permatoken.store import open_store
@@ -200,10 +204,12 @@ def main() -> None:
             if stored == args.large:
                 t = time.perf_counter()
                 fill(url, args.small, args.large - args.small)
-                print(f"setup: {args.large - args.small} more rows in {time.perf_counter() - t:.1f}s")
+                print(
+                    f"setup: {args.large - args.small} more rows in {time.perf_counter() - t:.1f}s"
+                )
             for path in paths:
                 make_due(store, names)
-                r = tick(settings, store, url, path == "new", args.due)
+                r = tick(settings, store, path, args.due)
                 results[(path, stored)] = r
                 print(
                     f"{path} path, {stored:>7,} stored: {r['items_per_s']:7.1f} items/s "
@@ -219,11 +225,11 @@ def main() -> None:
             f"{large['items_per_s'] / small['items_per_s']:.2f}, statements/renewal "
             f"{small['per_renewal']:.1f} -> {large['per_renewal']:.1f}"
         )
-    if "old" in paths and "new" in paths:
+    for other in [p for p in paths if p != "old" and "old" in paths]:
         for stored in (args.small, args.large):
-            old, new = results[("old", stored)], results[("new", stored)]
+            old, new = results[("old", stored)], results[(other, stored)]
             print(
-                f"new/old at {stored:,} stored: items/s x{new['items_per_s'] / old['items_per_s']:.1f}, "
+                f"{other}/old at {stored:,} stored: items/s x{new['items_per_s'] / old['items_per_s']:.1f}, "
                 f"statements/renewal {old['per_renewal']:.1f} -> {new['per_renewal']:.1f} "
                 f"(x{new['per_renewal'] / old['per_renewal']:.2f})"
             )

@@ -107,7 +107,11 @@ class Scheduler:
         lease_ttl: float | None = None,
         sender: Sender | None = None,
         interval: float | None = None,
+        concurrency: int | None = None,
+        _batched: bool = True,
     ) -> None:
+        """``_batched=False`` keeps the one-by-one path of earlier releases, for
+        ``bench/bench_scheduler.py``'s before/after comparison only."""
         self.settings = settings
         self.store = store
         self.engine = engine
@@ -119,6 +123,11 @@ class Scheduler:
         # work of a replica that died returns after ``lease_ttl`` whatever step it died in.
         engine.lease_ttl = self.lease_ttl
         self.interval = interval if interval is not None else settings.scheduler_interval
+        self.concurrency = (
+            concurrency if concurrency is not None else settings.scheduler_concurrency
+        )
+        self.obtain_concurrency = settings.scheduler_obtain_concurrency
+        self._batched = _batched
         self.layers = PolicyLayers(settings, store)
         if getattr(engine, "_fixed_policy", None) is None and engine.policy_resolver is None:
             engine.policy_resolver = self.layers.for_credential
@@ -263,6 +272,10 @@ class Scheduler:
         report.claimed = len(claims)
         if claims:
             report.lag_seconds = max(0.0, max((now - c.due).total_seconds() for c in claims))
+        if self._batched and not self._stop.is_set():
+            from .batch import BatchRenewal
+
+            claims = BatchRenewal(self, report).run(claims)
         for i, c in enumerate(claims):
             if self._stop.is_set():
                 for rest in claims[i:]:  # shutting down: hand the rest back untouched
@@ -497,6 +510,8 @@ class Scheduler:
         """Engine events → notices (called on the engine's thread; only records, never sends)."""
         if kind not in ("rotation.failed", "rotation.completed", "inspected"):
             return
+        if detail.get("batched"):
+            return  # a batched renewal that already found nothing to notice (see batch.py)
         try:
             cred = self.store.get(name)
         except NotFoundError:

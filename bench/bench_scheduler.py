@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -153,6 +155,89 @@ def tick(settings: Any, store: Any, path: str, due: int) -> dict[str, float]:
     }
 
 
+def median_seconds(fn: Any, rounds: int = 15) -> float:
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def lists(store: Any, url: str, home: Path, stored: int) -> dict[str, float]:
+    """``status --json`` (complete, streamed), a page of 100 by cursor (first, last) in the store
+    and through ``GET /v1/credentials`` of a ``permatoken serve --no-scheduler`` process."""
+    import httpx
+    from bench_broker_read import free_port, wait_up
+
+    from permatoken.server.keystore import KeyStore
+    from permatoken.store.pages import status_page
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMATOKEN_")} | {
+        "PERMATOKEN_HOME": str(home),
+        "PERMATOKEN_DATABASE_URL": url,
+    }
+    t = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "permatoken", "status", "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    full = time.perf_counter() - t
+    assert out.count(b'"name"') == stored, "status --json did not list every credential"
+    names = [r.credential.name for r in status_page(store, limit=stored)][-150:]
+    last = names[0]  # a page of 100 near the end of the name order
+    first_page = median_seconds(lambda: status_page(store, limit=100))
+    last_page = median_seconds(lambda: status_page(store, after=last, limit=100))
+    _, key = KeyStore(store).create("reader", [], actor="bench")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "permatoken", "serve", "--no-scheduler", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_up(base + "/healthz", proc)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key.reveal()}"}) as c:
+
+            def get(path: str) -> None:
+                r = c.get(path)
+                r.raise_for_status()
+                assert len(r.json()["items"]) == 100
+
+            get("/v1/credentials?limit=100")
+            api_first = median_seconds(lambda: get("/v1/credentials?limit=100"))
+            api_last = median_seconds(lambda: get(f"/v1/credentials?limit=100&after={last}"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "status_json_s": full,
+        "page_first_ms": first_page * 1e3,
+        "page_last_ms": last_page * 1e3,
+        "api_first_ms": api_first * 1e3,
+        "api_last_ms": api_last * 1e3,
+    }
+
+
+def explain(url: str, after: str) -> str:
+    from permatoken.store.pages import status_page  # noqa: F401  (the query below is its)
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    q = (
+        "EXPLAIN SELECT * FROM credentials LEFT JOIN versions cur ON cur.credential_id = "
+        "credentials.id AND cur.state = 'current' WHERE credentials.name > :after "
+        "ORDER BY credentials.name LIMIT 100"
+    )
+    with engine.connect() as conn:
+        plan = "\n".join(r[0] for r in conn.execute(sa.text(q), {"after": after}))
+    engine.dispose()
+    return plan
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--due", type=int, default=1000)
@@ -200,6 +285,7 @@ def main() -> None:
         fill(url, 0, args.small - args.due)
         print(f"setup: {args.due} due credentials added in {time.perf_counter() - t:.1f}s")
         results: dict[tuple[str, int], dict[str, float]] = {}
+        listed: dict[int, dict[str, float]] = {}
         for stored in (args.small, args.large):
             if stored == args.large:
                 t = time.perf_counter()
@@ -216,6 +302,16 @@ def main() -> None:
                     f"({r['seconds']:.2f}s), {r['per_renewal']:.1f} statements/renewal",
                     flush=True,
                 )
+            listed[stored] = lists(store, url, home, stored)
+            print(
+                "lists, {:,} stored: status --json {status_json_s:.2f}s, page of 100: store "
+                "{page_first_ms:.1f} ms first / {page_last_ms:.1f} ms last, API "
+                "{api_first_ms:.1f} ms first (with total) / {api_last_ms:.1f} ms last".format(
+                    stored, **listed[stored]
+                ),
+                flush=True,
+            )
+        print(explain(url, "t9/c099000"))
         store.close()
     print(f"\nupstream latency {args.latency * 1000:.0f} ms per Graph call, {args.due} due")
     for path in paths:
@@ -225,6 +321,15 @@ def main() -> None:
             f"{large['items_per_s'] / small['items_per_s']:.2f}, statements/renewal "
             f"{small['per_renewal']:.1f} -> {large['per_renewal']:.1f}"
         )
+    small, large = listed[args.small], listed[args.large]
+    print(
+        f"lists, {args.large:,} vs {args.small:,} stored: status --json x"
+        f"{large['status_json_s'] / small['status_json_s']:.1f} (it prints every row), "
+        f"per row x{large['status_json_s'] / small['status_json_s'] * args.small / args.large:.2f}; "
+        f"page of 100 last x{large['page_last_ms'] / small['page_last_ms']:.2f}, "
+        f"API first x{large['api_first_ms'] / small['api_first_ms']:.2f}, "
+        f"API last x{large['api_last_ms'] / small['api_last_ms']:.2f}"
+    )
     for other in [p for p in paths if p != "old" and "old" in paths]:
         for stored in (args.small, args.large):
             old, new = results[("old", stored)], results[(other, stored)]

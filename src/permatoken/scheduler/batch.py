@@ -3,19 +3,22 @@
 The one-by-one path (:meth:`Scheduler._work` → :meth:`RenewalEngine.rotate`) costs about 80
 statements per renewal and runs the upstream calls one after the other. Here the plain
 renewals of a claimed batch go through the same staged rotation, each step persisted for the
-whole batch in one fenced statement before the next one starts::
+whole batch in one fenced statement where it can be::
 
-    re-take leases, load rows (2) → reserve budgets (~4 per app) → obtaining (1)
-    → obtain upstream, concurrently → check values (1) → pending (3) → verify upstream,
-    concurrently → verified (2) → promote (5) → finalized and released (1)
+    re-take leases, load rows (2) → reserve budgets (~4 per app) → obtaining (1 for all)
+    → per credential, as each answer arrives: obtain upstream, store as pending (3)
+    → verify upstream, concurrently → verified (2 for all) → promote and finish (5 for all)
 
-so a tick costs a fixed number of statements however many credentials it renews, and its
-upstream calls overlap (at most ``scheduler_concurrency`` at a time) within the budgets
-reserved for them. The guarantees are the engine's:
+so a renewal costs about 3 statements plus a fixed ~25 per tick, whatever the number stored.
+Exchanges and mints create tokens, so each new value is stored the moment it arrives and at
+most ``scheduler_obtain_concurrency`` (default 1) are in flight: what a crash can make the
+next worker redo. Verifications only read and overlap, up to ``scheduler_concurrency``.
+The engine's guarantees hold:
 
 - a crash at any step leaves every credential of the batch at a persisted step, which the
   engine's :meth:`~permatoken.rotation.RenewalEngine._resume` finishes when the lease expires
   (``PERMATOKEN_CRASH_AT`` kills the process after each batched step as after each single one);
+  promotion and the end of the rotation are one transaction;
 - every step write is fenced by the lease owner: a credential whose lease was lost drops out;
 - the engine's in-process lock per credential is held throughout, so an API rotation in the
   same process waits or answers ``busy``; the version seen at claim time must still be current.
@@ -27,71 +30,35 @@ credential only.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._exceptions import GraphError, PermatokenError, RotationError
-from .._secret import Secret
+from .._exceptions import GraphError, PermatokenError
 from ..health import assess
-from ..issuers import IssueContext, Obtained, issuer_for
-from ..issuers.checks import check_obtained
+from ..issuers import issuer_for
 from ..meta.debug import DebugTokenResult
 from ..meta.errors import ErrorKind
-from ..models import Credential, Health, TokenVersion, VersionMeta, VersionState
+from ..models import Health, TokenVersion, VersionMeta, VersionState
 from ..notify import notices as nt
-from ..policy import Policy, retry_delay
+from ..policy import retry_delay
 from ..rotation import RotationStep, _crash_point, meta_from_debug, plan_next
 from ..store import batch as sb
+from .batch_steps import Item, Steps, _detail
 from .budgets import costs
 
 if TYPE_CHECKING:
-    from .core import Claim, Scheduler, TickReport
+    from .core import Claim
 
 log = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
 
-@dataclass
-class _Item:
-    claim: Claim
-    loaded: sb.Loaded
-    lock: threading.Lock
-    policy: Policy
-    detail: dict[str, Any] = field(default_factory=dict)
-    obtained: Obtained | None = None
-    meta: VersionMeta | None = None
-
-    @property
-    def cred(self) -> Credential:
-        return self.loaded.credential
-
-    @property
-    def name(self) -> str:
-        return self.loaded.credential.name
-
-    @property
-    def id(self) -> int:
-        return self.loaded.credential.id
-
-
-class BatchRenewal:
+class BatchRenewal(Steps):
     """Runs the plain renewals of one claimed batch; see the module docstring."""
-
-    def __init__(self, sched: Scheduler, report: TickReport) -> None:
-        self.sched = sched
-        self.store = sched.store
-        self.engine = sched.engine
-        self.owner = sched.owner
-        self.report = report
-        self._secrets: dict[str, Secret] = {}
-        #: Guards ``report`` against the worker threads.
-        self._lock = threading.Lock()
 
     # --- entry ---------------------------------------------------------------------------
     def run(self, claims: list[Claim]) -> list[Claim]:
@@ -110,12 +77,12 @@ class BatchRenewal:
             sb.release(self.store, [it.name for it in items], self.owner)
         return rest
 
-    def _eligible(self, renewals: list[Claim], rest: list[Claim]) -> list[_Item]:
+    def _eligible(self, renewals: list[Claim], rest: list[Claim]) -> list[Item]:
         ttl = self.sched.lease_ttl
         held = sb.retake_leases(self.store, [c.name for c in renewals], self.owner, ttl)
         loaded = sb.load(self.store, [c.name for c in renewals if c.name in held])
         now = self.sched.clock.now()
-        items: list[_Item] = []
+        items: list[Item] = []
         for c in renewals:
             found = loaded.get(c.name)
             cred = found.credential if found else None
@@ -137,15 +104,10 @@ class BatchRenewal:
             if not lock.acquire(blocking=False):
                 rest.append(c)  # an API rotation in this process holds it: _work says busy
                 continue
-            items.append(_Item(c, found, lock, self.sched.layers.for_credential(cred)))
+            items.append(Item(c, found, lock, self.sched.layers.for_credential(cred)))
         return items
 
-    def _count(self, what: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self.report, what, getattr(self.report, what) + n)
-
-    # --- the steps -----------------------------------------------------------------------
-    def _renew(self, items: list[_Item]) -> None:
+    def _renew(self, items: list[Item]) -> None:
         items = self._reserve(items)
         items = self._step(items, RotationStep.OBTAINING, self._start_detail, health="renewing")
         if not items:
@@ -161,7 +123,7 @@ class BatchRenewal:
         items = self._verified(items, dict(zip(map(id, verifying), answers, strict=True)))
         self._promote_and_finish(items)
 
-    def _run_each(self, workers: int, fn: Callable[[_Item], _R], items: list[_Item]) -> list[_R]:
+    def _run_each(self, workers: int, fn: Callable[[Item], _R], items: list[Item]) -> list[_R]:
         if not items:
             return []
         with ThreadPoolExecutor(
@@ -173,7 +135,7 @@ class BatchRenewal:
             self.sched.budgets.observe(self.engine.graph.last_usage, app_id, now)
         return out
 
-    def _reserve(self, items: list[_Item]) -> list[_Item]:
+    def _reserve(self, items: list[Item]) -> list[Item]:
         now = self.sched.clock.now()
         answers = self.sched.budgets.reserve_many([costs("renew", it.cred) for it in items], now)
         later = {
@@ -187,7 +149,7 @@ class BatchRenewal:
             self._count("deferred", len(later))
         return [it for it in items if it.id not in later]
 
-    def _start_detail(self, it: _Item) -> dict[str, Any]:
+    def _start_detail(self, it: Item) -> dict[str, Any]:
         attempt = int((it.loaded.detail or {}).get("attempt", 0)) + 1
         it.detail = {
             "attempt": attempt,
@@ -196,174 +158,10 @@ class BatchRenewal:
         }
         return it.detail
 
-    def _step(
-        self,
-        items: list[_Item],
-        step: RotationStep,
-        detail: Callable[[_Item], dict[str, Any]],
-        before: Callable[[Any], None] | None = None,
-        **extra: Any,
-    ) -> list[_Item]:
-        """Persist ``step`` for every item (fenced, one transaction); the items still ours."""
-        if not items:
-            return items
-        now = self.sched.clock.now()
-        until = now + timedelta(seconds=self.engine.lease_ttl)
-        with self.store.write() as conn:
-            if before is not None:
-                before(conn)
-            done = sb.fenced_update(
-                conn,
-                self.owner,
-                {it.id: {"rotation_detail": detail(it)} for it in items},
-                rotation_step=step.value,
-                updated_at=now,
-                lease_expires_at=until,
-                next_due_at=until,
-                **extra,
-            )
-        _crash_point(step)
-        lost = [it for it in items if it.id not in done]
-        for it in lost:
-            log.warning(
-                "%s: lost the lease during a batched renewal; another worker resumes it", it.name
-            )
-        self._count("skipped", len(lost))
-        if step is RotationStep.OBTAINING:
-            for it in items:
-                if it.id in done:
-                    self.engine._event(
-                        "rotation.started",
-                        it.name,
-                        {"reason": "scheduled", "attempt": it.detail["attempt"]},
-                    )
-        return [it for it in items if it.id in done]
-
-    # --- obtaining -----------------------------------------------------------------------
-    def _context(self, it: _Item, *, dead: bool) -> IssueContext:
-        row = it.loaded.current_row
-
-        def current_token() -> Secret:
-            if row is None:
-                return self.store.reveal(it.name)
-            return self.store._open_version(it.name, it.id, row)["token"]
-
-        def app_secret() -> Secret:
-            app_id = it.cred.app_id or ""
-            return (
-                self._secrets[app_id] if app_id in self._secrets else self.store.app_secret(app_id)
-            )
-
-        ctx = self.engine._context(it.cred, it.loaded.current, dead=dead)
-        return dataclasses.replace(ctx, current_token=current_token, app_secret=app_secret)
-
-    def _obtain(self, it: _Item) -> Obtained | Exception:
-        """What ``RenewalEngine._run`` does between persisting ``obtaining`` and the checks."""
-        issuer = issuer_for(it.cred.issuer)
-        try:
-            try:
-                return issuer.obtain(self._context(it, dead=False))
-            except GraphError as exc:
-                if exc.error.kind is ErrorKind.TOKEN_DEAD and not issuer.recovers_dead:
-                    self.engine._confirm_dead(it.cred, exc)
-                    return issuer.obtain(self._context(it, dead=True))
-                raise
-        except Exception as exc:  # judged on the tick's thread
-            return exc
-
-    def _failed(self, it: _Item, exc: Exception) -> None:
-        """A failed attempt, recorded by the engine's own code (the one-by-one path's outcome)."""
-        if not isinstance(exc, GraphError | RotationError):
-            self._count("failed")
-            log.error("scheduled renewal of %s failed", it.name, exc_info=exc)
-            self.sched._postpone(it.name, self.sched.clock.now() + timedelta(minutes=5), "renew")
-            return
-        try:
-            outcome = self.engine._failed(it.cred, it.loaded.current, exc, it.detail["attempt"])
-        except PermatokenError as err:
-            self._count("skipped")
-            log.warning("%s: could not record the failed renewal: %s", it.name, err.message)
-            return
-        if outcome.status == "deferred":
-            self._count("deferred")
-            if outcome.retry_at is not None:
-                for key in costs("renew", it.cred):
-                    self.sched.budgets.block(key, outcome.retry_at)
-        else:
-            self._count("failed")
-
-    # --- pending, verification -------------------------------------------------------------
-    def _obtain_and_store(self, it: _Item) -> _Item | None:
-        """Obtain, check and store one new value as ``pending`` (on a worker thread)."""
-        answer = self._obtain(it)
-        if isinstance(answer, Obtained):
-            try:
-                # Whether another version holds the value is asked by the insert itself.
-                check_obtained(it.name, answer, now=self.sched.clock.now(), in_use=_nobody)
-                stored = self._store_pending(it, answer)
-            except RotationError as exc:
-                answer = exc
-            except PermatokenError as exc:
-                self._count("skipped")
-                log.warning("%s: could not store the new value: %s", it.name, exc.message)
-                return None
-            else:
-                return it if stored else None
-        self._failed(it, answer)
-        return None
-
-    def _store_pending(self, it: _Item, answer: Obtained) -> bool:
-        it.obtained = answer
-        it.meta = VersionMeta(
-            token_type=answer.token_type,
-            expires_at=answer.expires_at if answer.expiry_known else None,
-        )
-        it.detail |= {
-            "version": it.loaded.top_version + 1,
-            "old_stays_valid": answer.old_stays_valid,
-            "expiry_known": answer.expiry_known,
-        }
-        if not (answer.companions or answer.secret_updates):
-            new = sb.NewPending(it.cred, int(it.detail["version"]), answer.token, it.meta)
-
-            def insert(conn: Any) -> None:
-                if not sb.insert_pending(self.store, conn, new):
-                    raise _SameFingerprint
-
-            try:
-                return bool(self._step([it], RotationStep.PENDING, _detail, before=insert))
-            except _SameFingerprint:
-                # Decrypt the few versions with this fingerprint: a duplicate is refused.
-                check_obtained(it.name, answer, now=self.sched.clock.now(), in_use=self._in_use(it))
-        # Secrets rotated with the token (or a mere fingerprint collision): the store's own
-        # transaction, as the engine does it.
-        v = self.store.add_pending(
-            it.name,
-            answer.token,
-            it.meta,
-            companions=answer.companions,
-            secrets=answer.secret_updates,
-        )
-        it.detail["version"] = v.version
-        self.store.set_rotation(
-            it.name, self.owner, RotationStep.PENDING, it.detail, ttl=self.engine.lease_ttl
-        )
-        _crash_point(RotationStep.PENDING)
-        return True
-
-    def _in_use(self, it: _Item) -> Callable[[Secret], str | None]:
-        def in_use(value: Secret) -> str | None:
-            for other, number in self.store.live_versions_with_fingerprint(value.fingerprint):
-                if self.store.reveal(other, number) == value:
-                    return f"version {number}" if other == it.name else "another credential"
-            return None
-
-        return in_use
-
-    def _verifies(self, it: _Item) -> bool:
+    def _verifies(self, it: Item) -> bool:
         return bool(issuer_for(it.cred.issuer).meta and it.cred.app_id)
 
-    def _verify(self, it: _Item) -> tuple[DebugTokenResult, bool | None] | GraphError:
+    def _verify(self, it: Item) -> tuple[DebugTokenResult, bool | None] | GraphError:
         assert it.obtained is not None
         token = it.obtained.token
         try:
@@ -380,11 +178,11 @@ class BatchRenewal:
             canary = self.engine._canary(it.cred, token)
         return result, canary
 
-    def _verified(self, items: list[_Item], results: dict[int, Any]) -> list[_Item]:
+    def _verified(self, items: list[Item], results: dict[int, Any]) -> list[Item]:
         now = self.sched.clock.now()
         metas: list[tuple[int, int, VersionMeta]] = []
-        ok: list[_Item] = []
-        refused: list[tuple[_Item, str]] = []
+        ok: list[Item] = []
+        refused: list[tuple[Item, str]] = []
         for it in items:
             number = int(it.detail["version"])
             answer = results.get(id(it))
@@ -427,11 +225,11 @@ class BatchRenewal:
             self._refuse(it, why)
         return ok
 
-    def _refuse(self, it: _Item, why: str) -> None:
+    def _refuse(self, it: Item, why: str) -> None:
         number = int(it.detail["version"])
         self._engine_step(it, lambda: self.engine._refused(it.cred, number, it.detail, why))
 
-    def _unverified(self, it: _Item, exc: GraphError) -> None:
+    def _unverified(self, it: Item, exc: GraphError) -> None:
         """``RenewalEngine._verify`` for a verification that could not be asked or failed."""
         if exc.error.kind in (ErrorKind.THROTTLED, ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
             it.detail["attempt"] = int(it.detail.get("attempt", 1)) + 1
@@ -456,7 +254,7 @@ class BatchRenewal:
             return
         self._refuse(it, exc.error.describe())
 
-    def _engine_step(self, it: _Item, fn: Callable[[], Any], *, count: bool = True) -> None:
+    def _engine_step(self, it: Item, fn: Callable[[], Any], *, count: bool = True) -> None:
         try:
             fn()
         except PermatokenError as exc:
@@ -467,7 +265,7 @@ class BatchRenewal:
             self._count("failed")
 
     # --- promotion, finish ---------------------------------------------------------------
-    def _promote_and_finish(self, items: list[_Item]) -> None:
+    def _promote_and_finish(self, items: list[Item]) -> None:
         """Promote and finish in one transaction: a crash leaves ``verified`` or done."""
         if not items:
             return
@@ -526,7 +324,7 @@ class BatchRenewal:
                     )
         self._announce(finished, now)
 
-    def _announce(self, items: list[_Item], now: datetime) -> None:
+    def _announce(self, items: list[Item], now: datetime) -> None:
         """Events, notices and subscribers, as ``_finalize`` of the engine tells them.
 
         The scheduler's notices for a completed renewal (``recovered`` after trouble, and
@@ -554,18 +352,6 @@ class BatchRenewal:
                     listener(it.name, number)
                 except Exception:  # a subscriber must never break a rotation
                     log.exception("promotion listener failed for %s", it.name)
-
-
-class _SameFingerprint(Exception):
-    """A live version has the new value's fingerprint: nothing was written."""
-
-
-def _nobody(value: Secret) -> str | None:
-    return None
-
-
-def _detail(it: _Item) -> dict[str, Any]:
-    return it.detail
 
 
 __all__ = ["BatchRenewal"]

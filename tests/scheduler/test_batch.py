@@ -6,12 +6,14 @@ every statement a tick sends is seen: claiming, budgets, every rotation step, no
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from permatoken.models import Health
@@ -163,3 +165,27 @@ def test_a_credential_busy_in_this_process_is_left_to_the_one_by_one_path(world:
     assert report.renewed == 3 and report.skipped == 1, report
     assert world.store.version("acme/c1").version == 1
     assert world.exchanges() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_every_batched_promotion_is_notified_to_other_replicas(
+    world: World, store_url: str
+) -> None:
+    """One pg_notify per promoted credential (what brokers on other replicas wait for)."""
+    import psycopg
+
+    from permatoken.store.repository import NOTIFY_CHANNEL
+
+    names = [f"acme/c{i}" for i in range(3)]
+    for name in names:
+        world.add(name)
+    sched = world.scheduler(batch=10)
+    world.advance(41 * DAY)
+    with psycopg.connect(
+        store_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        assert sched.tick().renewed == 3
+        got = [json.loads(n.payload) for n in conn.notifies(timeout=10, stop_after=3)]
+    assert sorted(got, key=lambda d: d["name"]) == [{"name": n, "version": 2} for n in names]

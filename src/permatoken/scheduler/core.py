@@ -272,15 +272,24 @@ class Scheduler:
         report.claimed = len(claims)
         if claims:
             report.lag_seconds = max(0.0, max((now - c.due).total_seconds() for c in claims))
-        if self._batched and not self._stop.is_set():
-            from .batch import BatchRenewal
+        if self._batched:
+            # In due order as before for the other actions; then the renewals, together.
+            renewals = [c for c in claims if c.action == "renew"]
+            if self._work_each([c for c in claims if c.action != "renew"], report):
+                from .batch import BatchRenewal
 
-            claims = BatchRenewal(self, report).run(claims)
+                renewals = BatchRenewal(self, report).run(renewals)
+            claims = renewals
+        self._work_each(claims, report)
+        return self._done(report, now, started)
+
+    def _work_each(self, claims: list[Claim], report: TickReport) -> bool:
+        """Work the claims one by one; False if stopping (the rest handed back untouched)."""
         for i, c in enumerate(claims):
             if self._stop.is_set():
                 for rest in claims[i:]:  # shutting down: hand the rest back untouched
                     self.store.release_lease(rest.name, self.owner)
-                break
+                return False
             try:
                 self._work(c, report)
             except NotFoundError:
@@ -294,7 +303,7 @@ class Scheduler:
                     self.store.release_lease(c.name, self.owner)
                 except PermatokenError:
                     log.warning("could not release the lease on %s; it expires on its own", c.name)
-        return self._done(report, now, started)
+        return not self._stop.is_set()
 
     def _done(self, report: TickReport, now: datetime, started: float) -> TickReport:
         report.seconds = time.perf_counter() - started

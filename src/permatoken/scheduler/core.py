@@ -12,7 +12,9 @@ of credentials stored:
   second one stands by (and takes over when the first stops or dies).
 
 Work runs through the renewal engine under the same owner, which re-takes the lease it already
-holds. Budgets (:mod:`.budgets`) postpone work instead of failing it.
+holds. Budgets (:mod:`.budgets`) postpone work instead of failing it. The other actions run one
+by one in due order; then the plain renewals of the tick run together (:mod:`.batch`: each step
+written for all of them at once, the same three layers below, about 3 statements a renewal).
 
 Exactly one renewal per token version rests on three layers, each sufficient for the failure
 it names and each tested alone in ``tests/scheduler/test_double_renewal.py``:

@@ -211,6 +211,11 @@ class Settings(BaseSettings):
     #: may take it over (a replica that died holds its claims this long).
     scheduler_batch: int = 100
     scheduler_lease_ttl: float = 120.0
+    #: Verifications (``debug_token``) a tick's batched renewals run at the same time.
+    scheduler_concurrency: int = Field(default=16, ge=1, le=256)
+    #: Exchanges/mints run at the same time. Each creates a token: a crash loses the answers in
+    #: flight (the renewal is redone), so this is also how many a crash can repeat.
+    scheduler_obtain_concurrency: int = Field(default=1, ge=1, le=256)
     #: Graph calls per hour the scheduler may spend per app, and per app and WABA (reference
     #: section 6: 200/h per WABA, 5000/h for a WABA with a registered number), shared by every
     #: replica through the database; ``budget_share`` keeps a margin for the applications.

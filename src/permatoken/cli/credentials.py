@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .._exceptions import InputError
 from ..health import assess, describe_left
-from ..models import Health, validate_name
+from ..models import CredentialStatus, Health, validate_name
 from ..timeutil import isoformat, parse_datetime
 from .app import app, console, err_console, print_json, state
 
@@ -86,7 +89,13 @@ def init(ctx: typer.Context) -> None:
 
 
 def _status(
-    ctx: typer.Context, name: str | None, tenant: str | None, health: str | None, as_json: bool
+    ctx: typer.Context,
+    name: str | None,
+    tenant: str | None,
+    health: str | None,
+    as_json: bool,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> None:
     if health is not None and health not in {h.value for h in Health}:
         raise InputError(
@@ -94,34 +103,90 @@ def _status(
         )
     if name is not None:
         validate_name(name)
-    from ..backup.status import last_backup_line
+        if limit is not None or after is not None:
+            raise InputError(
+                "--limit and --after page through every credential, not one NAME",
+                hint="`permatoken status NAME` or `permatoken status --limit 100`",
+            )
     from ..scheduler.policies import PolicyLayers
-    from ..store.backups import BackupLog
+    from ..store.pages import every_status, status_page
     from ..store.sinks import SinkTable
 
     st = state(ctx)
     store = st.open_store()
     try:
-        rows = [store.status(name)] if name is not None else store.list_status(tenant=tenant)
+        if name is not None:
+            rows: Iterable[CredentialStatus] = [store.status(name)]
+        elif limit is not None or after is not None:
+            # One more than asked: tells whether to hint at the next page.
+            rows = status_page(store, after=after, limit=(limit or 100) + 1, tenant=tenant)
+        else:
+            rows = every_status(store, tenant=tenant)  # streamed, a page of rows at a time
         now = store.clock.now()
         layers = PolicyLayers(st.settings, store)
-        policies = [layers.for_credential(row.credential) for row in rows]
-        last_backup = None if as_json else BackupLog(store).last()
-        sinks = SinkTable(store).all(name)
+        sinks = SinkTable(store).all(name)  # few per store: read once, matched per row
+        items = _status_items(rows, layers, now, health, sinks)
+        if as_json and name is None and limit is None and after is None:
+            _stream_json(items)
+            return
+        listed = list(items)
+        more = None
+        if limit is not None and len(listed) > limit:
+            listed, more = listed[:limit], listed[limit - 1]["name"]
+        last_backup = None if as_json else _last_backup(store)
     finally:
         store.close()
-    items = []
-    for row, policy in zip(rows, policies, strict=True):
-        data = row.to_json(now, policy=policy)
-        data["sinks"] = [s.to_json(now) for s in sinks if s.name == data["name"]]
+    if as_json:
+        print_json(listed)
+        return
+    _status_table(listed, now, last_backup, sinks)
+    if more is not None:
+        console.print(f"more: `permatoken status --after {more} --limit {limit}`", markup=False)
+
+
+def _status_items(
+    rows: Iterable[CredentialStatus],
+    layers: Any,
+    now: datetime,
+    health: str | None,
+    sinks: list[Any],
+) -> Iterator[dict[str, Any]]:
+    by_name: dict[str, list[Any]] = {}
+    for sink in sinks:
+        by_name.setdefault(sink.name, []).append(sink)
+    for row in rows:
+        data = row.to_json(now, policy=layers.for_credential(row.credential))
+        data["sinks"] = [s.to_json(now) for s in by_name.get(data["name"], [])]
         data["health"] = assess(
             row.credential.health, row.current.meta if row.current else None, now
         ).value
         if health is None or data["health"] == health:
-            items.append(data)
-    if as_json:
-        print_json(items)
-        return
+            yield data
+
+
+def _stream_json(items: Iterator[dict[str, Any]]) -> None:
+    """The JSON array of ``print_json``, written as the rows are read (same bytes)."""
+    out = sys.stdout
+    first = True
+    for data in items:
+        body = json.dumps(data, indent=2, sort_keys=False).replace("\n", "\n  ")
+        out.write(("[\n  " if first else ",\n  ") + body)
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
+
+
+def _last_backup(store: Any) -> Any:
+    from ..store.backups import BackupLog
+
+    return BackupLog(store).last()
+
+
+def _status_table(
+    items: list[dict[str, Any]], now: datetime, last_backup: Any, sinks: list[Any]
+) -> None:
+    from ..backup.status import last_backup_line
+
     if not items:
         console.print("no credentials yet. Add one: `permatoken add NAME < token.txt`")
         return
@@ -177,9 +242,16 @@ def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="A JSON array, one object per credential.")
     ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, max=100_000, help="Only this many (default: all, streamed)."),
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option(help="Start after this name (the last of the previous page).")
+    ] = None,
 ) -> None:
-    """Every credential (or NAME) with its health, expiry and version."""
-    _status(ctx, name, tenant, health, as_json)
+    """Every credential (or NAME) with its health, expiry and version, in name order."""
+    _status(ctx, name, tenant, health, as_json, limit, after)
 
 
 @app.command("list")
@@ -189,9 +261,11 @@ def list_(
     tenant: Annotated[str | None, typer.Option()] = None,
     health: Annotated[str | None, typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, max=100_000)] = None,
+    after: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Same as status."""
-    _status(ctx, name, tenant, health, as_json)
+    _status(ctx, name, tenant, health, as_json, limit, after)
 
 
 @app.command()

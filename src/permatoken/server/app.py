@@ -181,6 +181,12 @@ def operations() -> list[Op]:
                 ),
                 LIMIT,
                 Param("offset", "query", int_q),
+                Param(
+                    "after",
+                    "query",
+                    {"type": "string", "minLength": 1, "maxLength": 200},
+                    "The last name of the previous page (see `next`).",
+                ),
             ),
         ),
         Op(

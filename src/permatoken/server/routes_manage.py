@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from ..models import (
     validate_name,
     validate_token_value,
 )
+from ..store.pages import status_page, visible_page
 from ..store.schema import credentials
 from ..timeutil import isoformat
 from .access import Action, Principal
@@ -28,6 +30,7 @@ from .audit import AuditRecord
 from .broker import Broker
 from .errors import ApiError
 from .guards import app_users, app_visible, check_app_change, options_for_write
+from .metrics import literal_prefix
 from .routes_history import str_param
 from .routes_tokens import _broker, _int_param, only_params
 from .schemas import AppIn, CredentialIn, CredentialPatch, InspectIn, RevokeIn, RotateIn
@@ -94,44 +97,75 @@ def _app_json(a: App) -> dict[str, Any]:
 
 # --- credentials -------------------------------------------------------------------------------
 async def list_credentials(request: Request) -> Response:
+    """One page of credentials in name order. ``after`` (the last name of the previous page,
+    as in ``next``) walks the name index; ``offset`` is kept for older clients. ``total`` is
+    counted for a first page (no ``after``) only: a count reads every row."""
     b = _broker(request)
     p = await b.authenticate(request, Action.VIEW)
-    only_params(request, "tenant", "health", "limit", "offset")
+    only_params(request, "tenant", "health", "limit", "offset", "after")
     tenant = str_param(request, "tenant", 64)
     health = str_param(request, "health", 20)
+    after = str_param(request, "after", 200)
     if health is not None and health not in _HEALTH:
         raise ApiError(
             422, "invalid_parameter", f"health must be one of: {', '.join(sorted(_HEALTH))}"
         )
     limit = int(_int_param(request, "limit", lo=1, hi=1000) or 100)
     offset = int(_int_param(request, "offset", lo=0, hi=2**31 - 1) or 0)
+    if after is not None and offset:
+        raise ApiError(422, "invalid_parameter", "give either after or offset, not both")
     store = b.store
 
-    def load() -> tuple[int, list[CredentialStatus]]:
-        if p.grants:  # filter by pattern in Python (management path, not the hot path)
-            visible = [
-                s
-                for s in store.list_status(tenant=tenant, health=health)
-                if p.sees(s.credential.name)
-            ]
-            return len(visible), visible[offset : offset + limit]
-        q = sa.select(sa.func.count()).select_from(credentials)
-        if tenant is not None:
-            q = q.where(credentials.c.tenant == tenant)
-        if health is not None:
-            q = q.where(credentials.c.health == health)
-        with store.read() as conn:
-            total = int(conn.execute(q).scalar() or 0)
-        return total, store.list_status(tenant=tenant, health=health, limit=limit, offset=offset)
+    def load() -> tuple[int | None, list[CredentialStatus], bool]:
+        if p.grants:  # grant patterns are matched in Python over the narrowed name range
+            prefixes = tuple(literal_prefix(g) for g in p.grants)
+            if after is None and offset:
+                visible = [
+                    s
+                    for s in store.list_status(tenant=tenant, health=health)
+                    if p.sees(s.credential.name)
+                ]
+                page = visible[offset : offset + limit]
+                return len(visible), page, offset + limit < len(visible)
+            page, more = visible_page(
+                store,
+                p.sees,
+                after=after,
+                limit=limit,
+                tenant=tenant,
+                health=health,
+                prefixes=prefixes,
+            )
+            return None, page, more
+        total = None
+        if after is None:
+            q = sa.select(sa.func.count()).select_from(credentials)
+            if tenant is not None:
+                q = q.where(credentials.c.tenant == tenant)
+            if health is not None:
+                q = q.where(credentials.c.health == health)
+            with store.read() as conn:
+                total = int(conn.execute(q).scalar() or 0)
+        if offset:
+            rows = store.list_status(tenant=tenant, health=health, limit=limit + 1, offset=offset)
+        else:
+            rows = status_page(store, after=after, limit=limit + 1, tenant=tenant, health=health)
+        return total, rows[:limit], len(rows) > limit
 
-    total, items = await run_in_threadpool(load)
+    total, items, more = await run_in_threadpool(load)
     now = b.engine.clock.now()
+    nxt = None
+    if more and items:
+        query = {"after": items[-1].credential.name, "limit": str(limit)}
+        query |= {k: v for k, v in (("tenant", tenant), ("health", health)) if v is not None}
+        nxt = "/v1/credentials?" + urlencode(query)
     return JSONResponse(
         {
             "items": [_status_json(s, now) for s in items],
             "total": total,
             "limit": limit,
             "offset": offset,
+            "next": nxt,
         }
     )
 

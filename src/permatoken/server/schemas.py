@@ -119,9 +119,12 @@ class CredentialCreatedOut(CredentialStatusOut):
 
 class CredentialListOut(_Out):
     items: list[CredentialStatusOut]
-    total: int
+    #: Counted for a first page (no ``after``) only.
+    total: int | None
     limit: int
     offset: int
+    #: The next page (``…?after=NAME&limit=N``), or null on the last one.
+    next: str | None = None
 
 
 Secrets = Literal["refresh_token", "client_secret", "password"]

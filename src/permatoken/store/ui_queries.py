@@ -263,8 +263,9 @@ def fleet_summary(
                 versions.c.expires_at < end,
             )
             .group_by(day)
-            .join(credentials, credentials.c.id == versions.c.credential_id)
-            .where(*conds)
+            # Driven by the matching credentials (their index), not by every expiry in the
+            # window: SQLite otherwise looks up one credential per version (10x slower).
+            .where(versions.c.credential_id.in_(sa.select(credentials.c.id).where(*conds)))
         )
         expiring = _by_day(conn.execute(exp_q), days)
         due = _day_expr(credentials.c.next_due_at, now, store.dialect)

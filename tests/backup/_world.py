@@ -69,11 +69,11 @@ def seed_small(store: Store) -> list[str]:
         "acme/messaging", "aws-sm://acme/wa", {}, uid="0" * 32, delivered_version=2, actor="test"
     )
     # The dashboard's tables (migration 0007_ui): a session and an acknowledged notice.
-    from permatoken.store import ui_queries, ui_sessions
+    from permatoken.store import ui_notices, ui_sessions
 
     ui_sessions.create_session(store, app_key.id, T0, "127.0.0.1")
     (first,) = Outbox(store, owner="test", clock=store.clock).all_notices("acme/messaging")
-    assert ui_queries.acknowledge(store, first["id"], "key:test", T0)
+    assert ui_notices.acknowledge(store, first["id"], "key:test", T0)
     log = BackupLog(store)
     claim = log.claim("manual", "test", T0)
     assert claim is not None

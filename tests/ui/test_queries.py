@@ -115,6 +115,9 @@ def test_timeline_counts_expiries_and_planned_renewals_by_day(store: Any) -> Non
     # Overdue renewals count as due today; 1.2 d and 1.9 d fall on day 1.
     assert fleet.renewing[0] == 2 and fleet.renewing[1] == 2 and fleet.renewing[87] == 1
     assert sum(fleet.renewing) == 5
+    # Without grants or filters the series come from per-day range counts: the same answer.
+    whole = q.fleet_summary(store, q.FleetFilter(), (), now=now)
+    assert (whole.expiring, whole.renewing) == (fleet.expiring, fleet.renewing)
 
 
 def test_search_is_a_name_prefix_or_an_exact_phone_number(store: Any, names: list[str]) -> None:

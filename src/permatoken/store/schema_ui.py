@@ -41,6 +41,7 @@ sa.Index("ix_credentials_issuer_name", credentials.c.issuer, credentials.c.name)
 sa.Index("ix_credentials_tenant_name", credentials.c.tenant, credentials.c.name)
 sa.Index("ix_credentials_phone_number_id", credentials.c.phone_number_id)
 sa.Index("ix_credentials_business_id", credentials.c.business_id)
+sa.Index("ix_credentials_next_action_due", credentials.c.next_action, credentials.c.next_due_at)
 sa.Index("ix_versions_state_expires_at", versions.c.state, versions.c.expires_at)
 
 __all__ = ["notice_acks", "ui_sessions"]

@@ -25,7 +25,7 @@ from ..models import VersionState, validate_name
 from ..server.access import Action, Role, parse_duration, validate_grant
 from ..server.audit import AuditRecord
 from ..server.errors import ApiError
-from ..store import ui_queries as q
+from ..store import ui_notices as notices
 from ..store import ui_sessions as us
 from .web import COOKIE, LOGIN_COOKIE, Ui, Viewer, _form, _ui, form, sign, wall_now
 
@@ -203,12 +203,12 @@ async def revoke_previous(ui: Ui, request: Request, viewer: Viewer) -> Response:
 async def acknowledge(ui: Ui, request: Request, viewer: Viewer) -> Response:
     b = ui.broker
     raw = request.path_params["notice_id"]
-    name = await run_in_threadpool(q.notice_credential, b.store, int(raw))
+    name = await run_in_threadpool(notices.notice_credential, b.store, int(raw))
     if name is None:
         raise ApiError(404, "not_found", "no notice with that id")
     b.check(request, viewer.principal, Action.MANAGE, name)
     fresh = await run_in_threadpool(
-        q.acknowledge, b.store, int(raw), viewer.principal.actor, b.engine.clock.now()
+        notices.acknowledge, b.store, int(raw), viewer.principal.actor, b.engine.clock.now()
     )
     await _audit(
         ui,

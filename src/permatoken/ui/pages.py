@@ -19,6 +19,7 @@ from .. import policy as policy_mod
 from ..models import Health, validate_name
 from ..server.access import Action
 from ..server.errors import ApiError
+from ..store import ui_notices as notices
 from ..store import ui_queries as q
 from .timeline import draw
 from .web import Ui, Viewer, page, same_sig
@@ -108,7 +109,7 @@ async def overview_fragment(ui: Ui, request: Request, viewer: Viewer) -> Respons
 
 @page
 async def needs_human(ui: Ui, request: Request, viewer: Viewer) -> Response:
-    items = await run_in_threadpool(q.needs_human, ui.broker.store, viewer.principal.grants)
+    items = await run_in_threadpool(notices.needs_human, ui.broker.store, viewer.principal.grants)
     return ui.render(request, "needs.html", viewer, items=items)
 
 
@@ -147,7 +148,7 @@ def _credential_data(ui: Ui, name: str) -> dict[str, Any]:
         "cred": status.credential,
         "versions": sorted(versions, key=lambda v: v.version, reverse=True),
         "events": store.events(name, limit=50),
-        "notices": q.credential_notices(store, name),
+        "notices": notices.credential_notices(store, name),
         "policy_rows": _policy_rows(ui, status.credential),
         "lease": store.lease_holder(name),
     }

@@ -48,12 +48,20 @@ def upgrade() -> None:
     op.create_index("ix_credentials_tenant_name", "credentials", ["tenant", "name"])
     op.create_index("ix_credentials_phone_number_id", "credentials", ["phone_number_id"])
     op.create_index("ix_credentials_business_id", "credentials", ["business_id"])
+    op.create_index("ix_credentials_next_action_due", "credentials", ["next_action", "next_due_at"])
     op.create_index("ix_versions_state_expires_at", "versions", ["state", "expires_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_versions_state_expires_at", table_name="versions")
-    for name in ("business_id", "phone_number_id", "tenant_name", "issuer_name", "health_name"):
+    for name in (
+        "next_action_due",
+        "business_id",
+        "phone_number_id",
+        "tenant_name",
+        "issuer_name",
+        "health_name",
+    ):
         op.drop_index(f"ix_credentials_{name}", table_name="credentials")
     op.drop_table("notice_acks")
     op.drop_index("ix_ui_sessions_key_id", table_name="ui_sessions")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from _moto import MotoServer, aws_env, boto, moto_fixture
+from sinks.conftest import _watched_values_in_every_phase  # noqa: F401
 
 
 @pytest.fixture(scope="session")

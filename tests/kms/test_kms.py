@@ -180,3 +180,20 @@ def test_a_missing_kms_key_is_refused_at_init(
     assert refused.rc == 6
     assert "AWS KMS" in refused.stderr and "alias/nope" in refused.stderr
     assert not home.exists() or list(home.iterdir()) == []
+
+
+def test_commands_with_kms_down_name_kms_and_never_crash(
+    kms_home: str, cli: Any, run_cli: Any, moto: MotoServer, emitted: Any
+) -> None:
+    """KMS stopped: serve refuses to start (exit 6, naming KMS), keys status and doctor say what
+    is wrong; no traceback anywhere"""
+    token = "zqKmsDownValue12345"
+    emitted.watch(token)
+    add(cli, "acme/x", token)
+    moto.kill()
+    serve = run_cli("serve", "--no-api", timeout=120)
+    assert serve.rc == 6 and "AWS KMS" in serve.stderr and "hint:" in serve.stderr
+    status = cli("keys", "status", "--json")
+    assert status.rc == 6 and "AWS KMS" in status.stderr
+    doctor = cli("doctor")
+    assert doctor.rc != 0 and "AWS KMS" in doctor.output

@@ -29,3 +29,22 @@ def onboarded(add: Any, sandbox: Any, emitted: Any) -> str:  # noqa: F811
     emitted.watch(token, sandbox.app["secret"])
     add("acme/messaging", token)
     return str(token)
+
+
+@pytest.fixture(autouse=True)
+def _watched_values_in_every_phase(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """The root ``emitted`` fixture checks watched values against the log records of its own
+    teardown phase only (``caplog.records``); here the setup and call phases are checked too."""
+    if "emitted" not in request.fixturenames:
+        yield
+        return
+    em = request.getfixturevalue("emitted")  # set up first, so torn down after this check
+    yield
+    watched = em.watched
+    for when in ("setup", "call"):
+        for rec in caplog.get_records(when):
+            text = rec.getMessage()
+            found = [v for v in watched if v in text]
+            assert not found, f"a watched secret appeared in log {rec.name} ({when})"

@@ -375,8 +375,12 @@ def emitted(emitted_session: Emitted, caplog: pytest.LogCaptureFixture) -> Itera
     em = Emitted(parent=emitted_session)
 
     def logs() -> list[tuple[str, str]]:
+        # caplog.records holds the current phase only: at teardown (where watched values are
+        # checked) that would miss every record the test body logged.
+        records = {id(r): r for when in ("setup", "call") for r in caplog.get_records(when)}
+        records.update((id(r), r) for r in caplog.records)
         out = []
-        for rec in caplog.records:
+        for rec in records.values():
             text = rec.getMessage()
             if rec.exc_text:
                 text += "\n" + rec.exc_text

@@ -51,10 +51,21 @@ log = logging.getLogger(__name__)
 def _guard_httpx_logs() -> None:
     """httpx logs every request URL at INFO, and Meta's GET endpoints carry tokens and secrets
     in the query (``input_token``, ``fb_exchange_token``, ``client_secret``). A logger-level
-    filter redacts them in whatever handlers the application configured."""
+    filter redacts them in whatever handlers the application configured. A logger's filters see
+    only the records of that logger, not its children's: httpcore logs through its modules'
+    loggers (``httpcore.http11`` logs response headers, where Meta may echo a token), so each is
+    named."""
     from .._secret import RedactingFilter
 
-    for name in ("httpx", "httpcore"):
+    for name in (
+        "httpx",
+        "httpcore",
+        "httpcore.connection",
+        "httpcore.http11",
+        "httpcore.http2",
+        "httpcore.proxy",
+        "httpcore.socks",
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())

@@ -5,6 +5,7 @@ library under test in this one (or in Node). The world is ``client._support``'s:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,18 @@ def exactly_once(w: World, texts: list[str]) -> None:
     assert w.sandbox.accepted_bodies() == texts
     assert w.sandbox.mints() == 1
     assert [c["error_code"] for c in w.sandbox.calls(SEND)] == [None, 190, None]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_client_libraries() -> Iterator[None]:
+    """The application's own HTTP library (urllib3 under requests) logs its request lines, with
+    the permatoken key the application itself holds in ``?access_token=``, at DEBUG in the test
+    process. That is the application's logging of its own credential, not something permatoken
+    emits; what ``serve`` emits is still scanned for the key and the tokens."""
+    logger = logging.getLogger("urllib3")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

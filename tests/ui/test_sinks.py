@@ -15,7 +15,7 @@ from permatoken.server.keystore import KeyStore
 from permatoken.store.schema import credentials, versions
 from permatoken.store.sinks import SinkTable
 
-from .conftest import World, current_version
+from .conftest import World, current_version, shot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -115,3 +115,24 @@ def test_a_reader_of_another_tenant_sees_no_sinks(world: World, signed_in: Any) 
     # Its own credential's page shows its (no) sinks, none of acme's.
     r = other.client.get("/ui/credentials/globex/messaging")
     assert r.status_code == 200 and "No sinks." in r.text and AWS not in r.text
+
+
+def test_in_a_browser_the_sinks_table_reads_and_fits_a_phone(
+    world: World, signed_in: Any, new_page: Any
+) -> None:
+    _set_up(world, signed_in)
+    for mobile in (False, True):
+        page = new_page(mobile=mobile)
+        sign_in(page, world, "reader")
+        page.goto(world.url + f"/ui/credentials/{NAME}")
+        table = page.get_by_role("table").filter(has_text="Last error")
+        up = table.locator(f'tr[data-sink="{FILE}"] td.lag')
+        assert up.is_visible() and up.inner_text().strip() == "up to date"
+        lag = table.locator(f'tr[data-sink="{AWS}"] td.lag')
+        assert re.fullmatch(r"behind 2 h 3\d min", lag.inner_text().strip())
+        if mobile:
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            shot(page, "credential-sinks-phone")
+        else:
+            shot(page, "credential-sinks")
+    # `seen` (through new_page) checks no answer the browser got carried a token value.

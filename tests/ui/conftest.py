@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from _live_sandbox import ThreadSandbox
@@ -245,3 +247,57 @@ def csrf_of(page: Any) -> str:
 
 def current_version(world: World, name: str) -> int | None:
     return world.store.status(name).credential.current_version
+
+
+class Browserless:
+    """An httpx client that signs in through the form, as a browser would; keeps every answer."""
+
+    def __init__(self, world: World, who: str) -> None:
+        self.world = world
+        self.answers: list[httpx.Response] = []
+        self.client = httpx.Client(
+            base_url=world.url, timeout=30, event_hooks={"response": [self._keep]}
+        )
+        page = self.client.get("/ui/login")
+        nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert nonce is not None
+        r = self.client.post(
+            "/ui/login", data={"key": world.keys[who], "csrf": nonce.group(1), "next": "/ui/"}
+        )
+        assert r.status_code == 303, r.text
+        self.csrf = self.token()
+
+    def _keep(self, response: httpx.Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # a stream: read by the test itself
+        response.read()
+        self.answers.append(response)
+
+    def token(self) -> str:
+        page = self.client.get("/ui/service")
+        m = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert m is not None, page.text[:300]
+        return m.group(1)
+
+    def leaked(self, values: list[str]) -> list[str]:
+        out = []
+        for r in self.answers:
+            text = str(r.headers) + r.text
+            out += [str(r.url) for v in values if v in text]
+        return out
+
+
+@pytest.fixture
+def signed_in(world: World) -> Iterator[Any]:
+    made: list[Browserless] = []
+
+    def make(who: str) -> Browserless:
+        b = Browserless(world, who)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        assert not b.leaked(world.tokens), "a token value was in an answer"
+        assert not [r for r in b.answers if r.status_code >= 500], "a server error"
+        b.client.close()

@@ -1,10 +1,12 @@
-"""Jinja filters: times as people read them (``in 3 d``, ``2 h ago``) and as machines do."""
+"""Jinja filters: times as people read them (``in 3 d``, ``2 h ago``) and as machines do;
+``masked`` for stored free text (errors, event details) that should never hold a value."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from .._secret import redact
 from ..timeutil import ensure_utc, isoformat
 
 
@@ -40,6 +42,11 @@ def short(at: datetime | None) -> str:
     return ensure_utc(at).strftime("%Y-%m-%d %H:%M UTC")  # type: ignore[union-attr]
 
 
-FILTERS: dict[str, Any] = {"iso": iso, "short": short, "when": when}
+def masked(value: Any) -> str:
+    """``value`` as text with every known and every token-shaped secret masked."""
+    return redact(str(value))
 
-__all__ = ["FILTERS", "iso", "short", "span", "when"]
+
+FILTERS: dict[str, Any] = {"iso": iso, "masked": masked, "short": short, "when": when}
+
+__all__ = ["FILTERS", "iso", "masked", "short", "span", "when"]

@@ -3,7 +3,7 @@
 What a page shows is what the API would show the same key: lists are narrowed to the key's
 grants in SQL (store/ui_queries.py), a credential outside them is a 403 before its existence is
 revealed (``Broker.check``), and action buttons appear only where ``Principal.may`` says so.
-No page ever reads a token value: versions are shown by fingerprint only.
+No page ever reads a token value: versions are shown by fingerprint only, sinks by URL.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..server.access import Action
 from ..server.errors import ApiError
 from ..store import ui_notices as notices
 from ..store import ui_queries as q
+from .sink_rows import sink_rows
 from .timeline import draw
 from .web import Ui, Viewer, page, same_sig
 
@@ -151,6 +152,7 @@ def _credential_data(ui: Ui, name: str) -> dict[str, Any]:
         "notices": notices.credential_notices(store, name),
         "policy_rows": _policy_rows(ui, status.credential),
         "lease": store.lease_holder(name),
+        "sinks": sink_rows(store, name, ui.broker.engine.clock.now()),
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from permatoken.settings import Settings
+from permatoken.store.engine import head_revision
 from permatoken.store.schema import metadata
 
 from ._world import all_rows, assert_no_plaintext
@@ -75,12 +76,12 @@ def test_verify_reports_counts_keys_revision_and_writes_nothing(
     human = cli("backup", "verify", str(out))
     assert human.rc == 0, human.stderr
     assert f"backup {out}: OK" in human.stdout
-    assert store.keyring.active_id in human.stdout and "0004_backups" in human.stdout
+    assert store.keyring.active_id in human.stdout and head_revision() in human.stdout
     assert "credentials" in human.stdout and "secrets open" in human.stdout
     as_json = cli("backup", "verify", str(out), "--json")
     assert as_json.rc == 0
     data = as_json.json()
-    assert data["ok"] is True and data["schema_revision"] == "0004_backups"
+    assert data["ok"] is True and data["schema_revision"] == head_revision()
     assert data["kek_ids"] == [store.keyring.active_id] and data["created_at"].endswith("Z")
     assert set(data["counts"]) == set(metadata.tables) and data["counts"]["versions"] == 2
     assert data["secrets_opened"] == 4  # two versions, a refresh token, an app secret

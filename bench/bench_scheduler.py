@@ -84,32 +84,62 @@ def add_due(store: Any, sandbox: Any, app: dict[str, Any], n: int) -> list[str]:
     return names
 
 
-def fill(url: str, start: int, count: int) -> None:
-    """Stored but not due: bulk rows without versions."""
-    from permatoken.store.schema import credentials
+def fill(store: Any, url: str, start: int, count: int) -> None:
+    """Stored but not due: bulk rows, each with a current version (a value sealed with the
+    store's keys and a fingerprint of its own), so that a query over versions would feel the
+    fleet too."""
+    from permatoken.store.repository import _aad_version
+    from permatoken.store.schema import credentials, versions
     from permatoken.timeutil import SystemClock
 
     now = SystemClock().now()
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         for lo in range(start, start + count, 5000):
+            ids = (
+                conn.execute(
+                    credentials.insert().returning(credentials.c.id),
+                    [
+                        {
+                            "name": f"t{i % 500}/c{i:06d}",
+                            "tenant": f"t{i % 500}",
+                            "issuer": "manual",
+                            "waba_ids": [],
+                            "options": {},
+                            "policy": {},
+                            "health": "ok",
+                            "next_due_at": now + timedelta(days=1 + i % 50),
+                            "next_action": "inspect",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i in range(lo, min(lo + 5000, start + count))
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            sealed = {
+                cid: store.keyring.seal(b'{"token": "zqFiller"}', _aad_version(cid, 1))
+                for cid in ids
+            }
             conn.execute(
-                credentials.insert(),
+                versions.insert(),
                 [
                     {
-                        "name": f"t{i % 500}/c{i:06d}",
-                        "tenant": f"t{i % 500}",
-                        "issuer": "manual",
+                        "credential_id": cid,
+                        "version": 1,
+                        "state": "current",
+                        "ciphertext": sealed[cid].ciphertext,
+                        "wrapped_key": sealed[cid].wrapped_key,
+                        "kek_id": sealed[cid].kek_id,
+                        "fingerprint": f"fp{cid:020d}",
+                        "scopes": [],
                         "waba_ids": [],
-                        "options": {},
-                        "policy": {},
-                        "health": "ok",
-                        "next_due_at": now + timedelta(days=1 + i % 50),
-                        "next_action": "inspect",
                         "created_at": now,
-                        "updated_at": now,
+                        "state_changed_at": now,
                     }
-                    for i in range(lo, min(lo + 5000, start + count))
+                    for cid in ids
                 ],
             )
     with engine.connect() as conn:
@@ -186,8 +216,8 @@ def lists(store: Any, url: str, home: Path, stored: int) -> dict[str, float]:
     ).stdout
     full = time.perf_counter() - t
     assert out.count(b'"name"') == stored, "status --json did not list every credential"
-    names = [r.credential.name for r in status_page(store, limit=stored)][-150:]
-    last = names[0]  # a page of 100 near the end of the name order
+    names = [r.credential.name for r in status_page(store, limit=stored)]
+    last = names[-101]  # the last full page of 100 in name order starts after it
     first_page = median_seconds(lambda: status_page(store, limit=100))
     last_page = median_seconds(lambda: status_page(store, after=last, limit=100))
     _, key = KeyStore(store).create("reader", [], actor="bench")
@@ -232,8 +262,13 @@ def explain(url: str, after: str) -> str:
         "credentials.id AND cur.state = 'current' WHERE credentials.name > :after "
         "ORDER BY credentials.name LIMIT 100"
     )
+    fp = (
+        "EXPLAIN SELECT 1 FROM versions WHERE fingerprint = :fp "
+        "AND state IN ('pending', 'current', 'previous')"
+    )
     with engine.connect() as conn:
         plan = "\n".join(r[0] for r in conn.execute(sa.text(q), {"after": after}))
+        plan += "\n" + "\n".join(r[0] for r in conn.execute(sa.text(fp), {"fp": "fp1"}))
     engine.dispose()
     return plan
 
@@ -282,14 +317,14 @@ def main() -> None:
         store = open_store(settings)
         t = time.perf_counter()
         names = add_due(store, sandbox, sandbox.fixtures["apps"][0], args.due)
-        fill(url, 0, args.small - args.due)
+        fill(store, url, 0, args.small - args.due)
         print(f"setup: {args.due} due credentials added in {time.perf_counter() - t:.1f}s")
         results: dict[tuple[str, int], dict[str, float]] = {}
         listed: dict[int, dict[str, float]] = {}
         for stored in (args.small, args.large):
             if stored == args.large:
                 t = time.perf_counter()
-                fill(url, args.small, args.large - args.small)
+                fill(store, url, args.small, args.large - args.small)
                 print(
                     f"setup: {args.large - args.small} more rows in {time.perf_counter() - t:.1f}s"
                 )

@@ -90,25 +90,24 @@ def retake_leases(store: Store, names: Sequence[str], owner: str, ttl: float) ->
 def load(store: Store, names: Sequence[str]) -> dict[str, Loaded]:
     """Credentials, their current version rows and their highest version number, by name."""
     cur = versions.alias("cur")
+    # Correlated, so it reads each batch row's versions through (credential_id, version):
+    # a GROUP BY subquery would aggregate every version stored, every tick.
     top = (
-        sa.select(versions.c.credential_id, sa.func.max(versions.c.version).label("top"))
-        .group_by(versions.c.credential_id)
-        .subquery("top")
+        sa.select(sa.func.max(versions.c.version))
+        .where(versions.c.credential_id == credentials.c.id)
+        .scalar_subquery()
+        .label("top")
     )
     out: dict[str, Loaded] = {}
     with store.read() as conn:
         for part in chunks(names):
             q = (
-                sa.select(
-                    credentials,
-                    *[c.label(f"v_{c.name}") for c in cur.c],
-                    top.c.top,
-                )
+                sa.select(credentials, *[c.label(f"v_{c.name}") for c in cur.c], top)
                 .select_from(
                     credentials.outerjoin(
                         cur,
                         sa.and_(cur.c.credential_id == credentials.c.id, cur.c.state == "current"),
-                    ).outerjoin(top, top.c.credential_id == credentials.c.id)
+                    )
                 )
                 .where(credentials.c.name.in_(part))
             )

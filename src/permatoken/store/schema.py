@@ -127,6 +127,8 @@ sa.Index(
     sqlite_where=versions.c.state == "current",
     postgresql_where=versions.c.state == "current",
 )
+# "Is this new value already held?" asks by fingerprint on every renewal (migration 0008_fleet).
+sa.Index("ix_versions_fingerprint", versions.c.fingerprint)
 sa.Index(
     "uq_versions_one_pending",
     versions.c.credential_id,

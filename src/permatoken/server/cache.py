@@ -27,7 +27,7 @@ from ..timeutil import ensure_utc, isoformat
 
 
 @dataclass(frozen=True, slots=True)
-class CachedToken:
+class CacheEntry:
     name: str
     version: int
     body: bytes
@@ -44,15 +44,15 @@ class TokenCache:
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, CachedToken] = {}
-        self._loading: dict[str, asyncio.Future[CachedToken]] = {}
+        self._entries: dict[str, CacheEntry] = {}
+        self._loading: dict[str, asyncio.Future[CacheEntry]] = {}
         self._generation: dict[str, int] = {}
         self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def peek(self, name: str) -> CachedToken | None:
+    def peek(self, name: str) -> CacheEntry | None:
         entry = self._entries.get(name)
         if entry is not None and time.monotonic() - entry.loaded_at < self.ttl:
             return entry
@@ -66,14 +66,14 @@ class TokenCache:
         self._entries.clear()
         self._epoch += 1
 
-    async def get(self, name: str) -> CachedToken:
+    async def get(self, name: str) -> CacheEntry:
         entry = self.peek(name)
         if entry is not None:
             return entry
         pending = self._loading.get(name)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[CachedToken] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CacheEntry] = asyncio.get_running_loop().create_future()
         self._loading[name] = future
         gen, epoch = self._generation.get(name, 0), self._epoch
         try:
@@ -92,7 +92,7 @@ class TokenCache:
         future.set_result(entry)
         return entry
 
-    def _load(self, name: str) -> CachedToken:
+    def _load(self, name: str) -> CacheEntry:
         # One query and one decryption. Deliberately not Store.reveal(): that registers every value
         # for log redaction, whose regex is rebuilt per new secret (quadratic over 100k tokens).
         # Nothing here logs token values; redaction stays a second line of defence for the rest.
@@ -145,9 +145,9 @@ class TokenCache:
             },
             separators=(",", ":"),
         ).encode()
-        return CachedToken(
+        return CacheEntry(
             name, number, body, f'"v{number}"', token, expires, time.monotonic(), health
         )
 
 
-__all__ = ["CachedToken", "TokenCache"]
+__all__ = ["CacheEntry", "TokenCache"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..clocks import build_clock
 from ..live_keyring import load_live_keyring
 from ..settings import Settings
 from ..timeutil import Clock
@@ -48,7 +49,5 @@ def open_store(
         engine.dispose()
         raise
     if clock is None and settings.clock != "system":
-        from ..service import build_clock
-
         clock = build_clock(settings)
     return Store(engine, keyring, url=url, clock=clock)

@@ -30,16 +30,6 @@ MAX_LINES = 450
 KNOWN_CYCLES: list[tuple[str, ...]] = [
     # cli/__init__ imports every command module; cli.backup imports `exit_code_for` back from it.
     ("permatoken.cli", "permatoken.cli.backup"),
-    # models -> references -> server.keystore -> store -> store.repository -> models: API keys
-    # are stored under server/ (references checks key names lazily).
-    (
-        "permatoken.models",
-        "permatoken.references",
-        "permatoken.server.audit",
-        "permatoken.server.keystore",
-        "permatoken.store",
-        "permatoken.store.repository",
-    ),
 ]
 
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
@@ -51,10 +41,8 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.scheduler.core",
     "permatoken.scheduler.policies",
     "permatoken.server.app",  # a route handler
-    "permatoken.server.audit",  # audit log storage
     "permatoken.server.cache",
     "permatoken.server.changes",
-    "permatoken.server.keystore",  # API key storage
     "permatoken.server.metrics",
     "permatoken.server.routes_manage",
 }

@@ -35,14 +35,14 @@ from urllib.parse import quote
 from starlette.routing import Route
 
 from .._exceptions import NotFoundError, PermatokenError
+from ..access import Action, Principal
 from ..meta.errors import GraphErrorInfo, classify_graph_error
-from ..server.access import Action, Principal
-from ..server.audit import AuditRecord
 from ..server.broker import Broker
 from ..server.cache import CacheEntry
 from ..server.errors import ApiError
 from ..server.reports import report_failure
 from ..settings import ProxySettings
+from ..store.audit import AuditRecord
 from . import keys, multipart
 from .errors import ProxyRefusal, Refusal, from_broker, refuse
 from .exchange import (

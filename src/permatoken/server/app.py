@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._exceptions import PermatokenError
+from ..access import Action
 from ..providers import api as providers_api
 from ..rotation import RenewalEngine
 from ..settings import Settings
@@ -27,7 +28,6 @@ from . import routes_keys as k
 from . import routes_manage as m
 from . import routes_tokens as t
 from . import schemas as s
-from .access import Action
 from .broker import Broker, BrokerConfig
 from .changes import EventsPoller, PostgresListener
 from .errors import HANDLERS

@@ -11,9 +11,9 @@ import asyncio
 import functools
 from dataclasses import dataclass
 
+from ..access import Principal
 from ..rotation import RotationOutcome
-from .access import Principal
-from .audit import AuditRecord
+from ..store.audit import AuditRecord
 from .broker import Broker
 from .cache import CacheEntry
 

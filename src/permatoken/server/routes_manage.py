@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import policy as policy_mod
 from .._secret import Secret, register_secret
+from ..access import Action, Principal
 from ..models import (
     App,
     CredentialStatus,
@@ -22,11 +23,10 @@ from ..models import (
     validate_name,
     validate_token_value,
 )
+from ..store.audit import AuditRecord
 from ..store.pages import status_page, visible_page
 from ..store.schema import credentials
 from ..timeutil import isoformat
-from .access import Action, Principal
-from .audit import AuditRecord
 from .broker import Broker
 from .errors import ApiError
 from .guards import app_users, app_visible, check_app_change, options_for_write

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._exceptions import NotFoundError
+from ..access import Action
 from ..models import validate_name
 from ..rotation import RotationOutcome
+from ..store.audit import AuditRecord
 from ..timeutil import isoformat
-from .access import Action
-from .audit import AuditRecord
 from .broker import Broker
 from .cache import CacheEntry
 from .errors import ApiError

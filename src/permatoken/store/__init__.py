@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..clocks import build_clock
 from ..live_keyring import load_live_keyring
 from ..settings import Settings
 from ..timeutil import Clock
@@ -49,5 +48,7 @@ def open_store(
         engine.dispose()
         raise
     if clock is None and settings.clock != "system":
+        from ..clocks import build_clock  # lazily: the sandbox clock needs httpx
+
         clock = build_clock(settings)
     return Store(engine, keyring, url=url, clock=clock)

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import policy as policy_mod
+from ..access import Action
 from ..models import Health, validate_name
-from ..server.access import Action
 from ..server.errors import ApiError
 from ..store import ui_queries as q
 from .timeline import draw

@@ -37,9 +37,7 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.backup.restore",  # restores rows table by table
     "permatoken.notify.delivery",  # the notice outbox
     "permatoken.rotation",  # rotation detail queries
-    "permatoken.scheduler.budgets",
     "permatoken.scheduler.core",
-    "permatoken.scheduler.policies",
     "permatoken.server.app",  # a route handler
     "permatoken.server.cache",
     "permatoken.server.changes",

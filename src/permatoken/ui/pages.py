@@ -119,7 +119,7 @@ def _target(ui: Ui, request: Request, viewer: Viewer) -> str:
 
 
 def _policy_rows(ui: Ui, cred: Any) -> list[dict[str, Any]]:
-    from ..scheduler.policies import get_tenant_policy
+    from ..store.tenant_policies import get_tenant_policy
 
     layers = [
         ("settings", ui.broker.settings.policy or {}),

@@ -35,7 +35,6 @@ KNOWN_CYCLES: list[tuple[str, ...]] = [
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
 KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.backup.restore",  # restores rows table by table
-    "permatoken.notify.delivery",  # the notice outbox
     "permatoken.rotation",  # rotation detail queries
     "permatoken.scheduler.core",
     "permatoken.server.app",  # a route handler
@@ -49,7 +48,6 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
 KNOWN_LONG_MODULES: set[str] = {
     "permatoken.meta.errors",
     "permatoken.meta.graph",
-    "permatoken.notify.delivery",
     "permatoken.rotation",
     "permatoken.scheduler.core",
     "permatoken.server.app",

@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +22,7 @@ from ..providers import api as providers_api
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
+from ..store.engine import ping
 from . import routes_history as h
 from . import routes_keys as k
 from . import routes_manage as m
@@ -65,7 +65,7 @@ def _storage_problems(store: Store) -> dict[str, str | None]:
     if problem is None:
         try:
             with store.read() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                ping(conn)
         except PermatokenError as exc:
             problem = exc.message
         except Exception as exc:

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,8 +23,7 @@ from ..models import (
     validate_token_value,
 )
 from ..store.audit import AuditRecord
-from ..store.pages import status_page, visible_page
-from ..store.schema import credentials
+from ..store.pages import count_credentials, status_page, visible_page
 from ..timeutil import isoformat
 from .broker import Broker
 from .errors import ApiError
@@ -139,13 +137,7 @@ async def list_credentials(request: Request) -> Response:
             return None, page, more
         total = None
         if after is None:
-            q = sa.select(sa.func.count()).select_from(credentials)
-            if tenant is not None:
-                q = q.where(credentials.c.tenant == tenant)
-            if health is not None:
-                q = q.where(credentials.c.health == health)
-            with store.read() as conn:
-                total = int(conn.execute(q).scalar() or 0)
+            total = count_credentials(store, tenant=tenant, health=health)
         if offset:
             rows = store.list_status(tenant=tenant, health=health, limit=limit + 1, offset=offset)
         else:

@@ -39,7 +39,6 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.scheduler.core",
     "permatoken.server.cache",
     "permatoken.server.changes",
-    "permatoken.server.metrics",
 }
 
 # Modules longer than MAX_LINES (to be split, one idea per module).

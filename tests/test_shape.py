@@ -39,7 +39,6 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.rotation",  # rotation detail queries
     "permatoken.scheduler.core",
     "permatoken.server.cache",
-    "permatoken.server.changes",
 }
 
 # Modules longer than MAX_LINES (to be split, one idea per module).

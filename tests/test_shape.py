@@ -38,7 +38,6 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.backup.restore",  # restores rows table by table
     "permatoken.rotation",  # rotation detail queries
     "permatoken.scheduler.core",
-    "permatoken.server.cache",
 }
 
 # Modules longer than MAX_LINES (to be split, one idea per module).

@@ -14,16 +14,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from .._exceptions import DecryptionError, KmsUnavailableError, NotFoundError, PermatokenError
 from .._secret import Secret
-from ..crypto import Sealed
 from ..store import Store
-from ..store.repository import _aad_version
-from ..store.schema import credentials, versions
-from ..timeutil import ensure_utc, isoformat
+from ..store.current import open_current
+from ..timeutil import isoformat
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,46 +89,11 @@ class TokenCache:
         return entry
 
     def _load(self, name: str) -> CacheEntry:
-        # One query and one decryption. Deliberately not Store.reveal(): that registers every value
-        # for log redaction, whose regex is rebuilt per new secret (quadratic over 100k tokens).
-        # Nothing here logs token values; redaction stays a second line of defence for the rest.
-        q = (
-            sa.select(
-                credentials.c.id,
-                versions.c.version,
-                versions.c.ciphertext,
-                versions.c.wrapped_key,
-                versions.c.kek_id,
-                versions.c.fingerprint,
-                versions.c.token_type,
-                versions.c.expires_at,
-                credentials.c.health,
-            )
-            .select_from(credentials.join(versions, versions.c.credential_id == credentials.c.id))
-            .where(credentials.c.name == name, versions.c.state == "current")
-        )
-        with self.store.read() as conn:
-            row = conn.execute(q).first()
-        if row is None:
-            self.store.version(name)  # raises the precise NotFoundError / InvalidNameError
-            raise NotFoundError(f"credential {name!r} has no current version", name=name)
-        cid, number, ciphertext, wrapped, kek_id, fp, token_type, expires_at, health = row
-        try:
-            data = json.loads(
-                self.store.keyring.open(
-                    Sealed(ciphertext, wrapped, kek_id), _aad_version(cid, number)
-                )
-            )
-        except KmsUnavailableError:
-            raise  # AWS KMS is down: a dependency outage (503), not a damaged value
-        except PermatokenError as exc:
-            raise DecryptionError(
-                f"cannot decrypt {name!r} version {number}: {exc.message}",
-                name=name,
-                version=number,
-            ) from exc
-        token = Secret(data["token"])
-        expires = ensure_utc(expires_at)
+        # One query and one decryption (store.current.open_current), deliberately not
+        # Store.reveal(): see there.
+        current = open_current(self.store, name)
+        number, token, health = current.version, current.token, current.health
+        fp, token_type, expires = current.fingerprint, current.token_type, current.expires_at
         body = json.dumps(
             {
                 "name": name,

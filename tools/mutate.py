@@ -23,8 +23,8 @@ from pathlib import Path
 MODULES = {
     "crypto": "permatoken.crypto.*",
     "secret": "permatoken._secret.*",
-    "access": "permatoken.server.access.*",
-    "audit": "permatoken.server.audit.*",
+    "access": "permatoken.access.*",
+    "audit": "permatoken.store.audit.*",
     "errors": "permatoken.meta.errors.*",
     "auth": "permatoken.client.auth.*",
     "plan": "permatoken.rotation.x_plan_next__mutmut_*",

@@ -182,8 +182,8 @@ def guarded_reveal(store: Store, cred: Credential) -> Callable[[str], Secret]:
 
 
 def _key_still_covers(store: Store, key_id: str, target: str) -> str | None:
-    from .server.access import Action, Principal
-    from .server.keystore import KeyStore
+    from .access import Action, Principal
+    from .store.apikeys import KeyStore
 
     try:
         key = KeyStore(store).get(key_id)

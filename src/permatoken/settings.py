@@ -22,9 +22,7 @@ from pydantic_settings import (
 
 from ._exceptions import ConfigError
 from ._secret import Secret
-
-DEFAULT_GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_GRAPH_VERSION = "v25.0"
+from .graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
 
 
 def default_home() -> Path:

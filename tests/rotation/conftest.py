@@ -31,7 +31,7 @@ def world(sandbox: Sandbox, store_url: str, request: pytest.FixtureRequest) -> A
     """The test's store (both databases), built after the environment points at the sandbox.
 
     In this process the store (and every engine built on it) reads the sandbox's clock directly:
-    the HTTP-polling SandboxClock caches its offset for half a second, which would hide a
+    the HTTP-polling SandboxFollowingClock caches its offset for half a second, which would hide a
     ``sandbox.advance`` made just before a call. Child processes use PERMATOKEN_CLOCK=sandbox.
     """
     store = request.getfixturevalue("store")

@@ -1,7 +1,7 @@
 """Access rules at their edges: key lifetimes, grants, roles, durations (pure, no broker).
 
 ``test_access.py`` states the rules; these pin their boundaries and their exact refusals, and
-are what `make mutate` measures server/access.py against (docs/development.md).
+are what `make mutate` measures access.py against (docs/development.md).
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def _load(
     current: str | None,
     actor: str,
 ) -> dict[str, int]:
-    from ..server.audit import AuditLog, AuditRecord
+    from ..store.audit import AuditLog, AuditRecord
     from ..store.repository import Store
 
     store = Store(engine, ring, url=url)

@@ -37,8 +37,8 @@ def create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a broker API key. The key is printed once; only its hash is stored."""
-    from ..server.access import parse_duration
-    from ..server.keystore import KeyStore
+    from ..access import parse_duration
+    from ..store.apikeys import KeyStore
 
     seconds = parse_duration(expires_in) if expires_in else None
     store = state(ctx).open_store()
@@ -67,7 +67,7 @@ def list_keys(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json"
 
     from rich.table import Table
 
-    from ..server.keystore import KeyStore
+    from ..store.apikeys import KeyStore
 
     store = state(ctx).open_store()
     try:
@@ -104,7 +104,7 @@ def revoke(
     ],
 ) -> None:
     """Revoke a broker API key (every replica refuses it within a few seconds)."""
-    from ..server.keystore import KeyStore
+    from ..store.apikeys import KeyStore
 
     store = state(ctx).open_store()
     try:

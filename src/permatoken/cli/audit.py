@@ -25,7 +25,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check the hash chain; name the first modified, removed or reordered record (exit 1)."""
-    from ..server.audit import AuditLog
+    from ..store.audit import AuditLog
 
     store = state(ctx).open_store()
     try:
@@ -83,7 +83,7 @@ def list_records(
     """The newest audit records."""
     from rich.table import Table
 
-    from ..server.audit import AuditLog
+    from ..store.audit import AuditLog
 
     store = state(ctx).open_store()
     try:

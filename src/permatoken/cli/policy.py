@@ -56,7 +56,7 @@ def show(
 ) -> None:
     """The effective policy and where each layer comes from."""
     from ..policy import describe, resolve, summary
-    from ..scheduler.policies import get_tenant_policy
+    from ..store.tenant_policies import get_tenant_policy
 
     _target(name, tenant)
     st = state(ctx)
@@ -139,7 +139,7 @@ def set_(
         summary,
         to_layer,
     )
-    from ..scheduler.policies import get_tenant_policy, set_tenant_policy
+    from ..store.tenant_policies import get_tenant_policy, set_tenant_policy
 
     _target(name, tenant)
     raw: dict[str, Any] = {

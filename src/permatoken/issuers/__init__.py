@@ -13,13 +13,19 @@ from .manual import ManualIssuer
 from .meta import MetaSystemMintIssuer, MetaSystemRefreshIssuer, MetaUserExchangeIssuer
 from .oauth2 import OAuth2RefreshIssuer
 
+#: The registry: each issuer declares its name once, as its class's ``kind``. The order (and the
+#: names) must match :data:`permatoken.models.ISSUERS`, the dependency-free list the store, the CLI
+#: and the HTTP schemas read; tests/issuers/test_registry.py proves they agree.
 ISSUER_CLASSES: dict[str, type[Issuer]] = {
-    "manual": ManualIssuer,
-    "meta-system-refresh": MetaSystemRefreshIssuer,
-    "meta-system-mint": MetaSystemMintIssuer,
-    "meta-user-exchange": MetaUserExchangeIssuer,
-    "oauth2-refresh": OAuth2RefreshIssuer,
-    "login": LoginIssuer,
+    cls.kind: cls
+    for cls in (
+        ManualIssuer,
+        MetaSystemRefreshIssuer,
+        MetaSystemMintIssuer,
+        MetaUserExchangeIssuer,
+        OAuth2RefreshIssuer,
+        LoginIssuer,
+    )
 }
 
 

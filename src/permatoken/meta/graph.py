@@ -22,6 +22,7 @@ import httpx
 
 from .._exceptions import GraphError
 from .._secret import Secret, redact
+from ..graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
 from . import endpoints as ep
 from ._body import decode_body
 from .bounded import (
@@ -42,8 +43,6 @@ from .usage import Usage, parse_usage
 __all__ = ["AsyncGraphClient", "BaseGraphClient", "GraphClient"]
 
 T = TypeVar("T")
-DEFAULT_GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_GRAPH_VERSION = "v25.0"
 DEFAULT_TIMEOUT = 15.0
 log = logging.getLogger(__name__)
 

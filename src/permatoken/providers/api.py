@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._secret import Secret, register_secret
-from ..server.access import Action
+from ..access import Action
 from ..server.broker import Broker
 from ..server.routes_tokens import only_params
 from ..server.schemas import Id, _In, _Out

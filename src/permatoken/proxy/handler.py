@@ -35,14 +35,14 @@ from urllib.parse import quote
 from starlette.routing import Route
 
 from .._exceptions import NotFoundError, PermatokenError
+from ..access import Action, Principal
 from ..meta.errors import GraphErrorInfo, classify_graph_error
-from ..server.access import Action, Principal
-from ..server.audit import AuditRecord
 from ..server.broker import Broker
-from ..server.cache import CachedToken
+from ..server.cache import CacheEntry
 from ..server.errors import ApiError
 from ..server.reports import report_failure
 from ..settings import ProxySettings
+from ..store.audit import AuditRecord
 from . import keys, multipart
 from .errors import ProxyRefusal, Refusal, from_broker, refuse
 from .exchange import (
@@ -237,7 +237,7 @@ class GraphProxy:
             )
         seen.p, seen.name = p, target.name
 
-    async def _current(self, name: str) -> CachedToken:
+    async def _current(self, name: str) -> CacheEntry:
         try:
             entry = await self.b.cache.get(name)
             # A report of this version is under way: wait for it rather than send a doomed request.
@@ -260,11 +260,11 @@ class GraphProxy:
         raw: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterator[bytes],
         length: int | None,
-        entry: CachedToken,
+        entry: CacheEntry,
         timed: bool,
         phone: str | None,
         disconnected: Any,
-    ) -> tuple[Answer, CachedToken]:
+    ) -> tuple[Answer, CacheEntry]:
         secret = await self.signer.secret(target.name)
         if phone is not None and self.pacer is not None:
             # Last thing before sending: any other wait after the turn would bunch sends up.
@@ -280,8 +280,8 @@ class GraphProxy:
         return response, entry
 
     async def _recover(
-        self, p: Principal, name: str, used: CachedToken, info: GraphErrorInfo, source: str
-    ) -> CachedToken | None:
+        self, p: Principal, name: str, used: CacheEntry, info: GraphErrorInfo, source: str
+    ) -> CacheEntry | None:
         """The next version after ``used`` died, or None (the 190 then passes through)."""
         try:
             entry = await self.b.cache.get(name)
@@ -316,7 +316,7 @@ class GraphProxy:
         response: Answer,
         answer: bytes,
         rest: AsyncIterator[bytes] | None,
-        used: list[CachedToken],
+        used: list[CacheEntry],
     ) -> Outcome:
         """Meta's answer to the client as it came, any token value masked."""
         mask = Mask(e.token.reveal() for e in used)

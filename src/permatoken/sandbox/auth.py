@@ -17,13 +17,13 @@ from permatoken.sandbox.errors import (
     subcode_message,
 )
 from permatoken.sandbox.models import App, Token
-from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.request import SandboxRequest
 
 PROOF_MISSING = "API calls from the server require an appsecret_proof argument"
 PROOF_INVALID = "Invalid appsecret_proof provided in the API argument"
 
 
-def extract_token(req: GraphRequest) -> str | None:
+def extract_token(req: SandboxRequest) -> str | None:
     header = req.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() in ("bearer", "oauth") and value.strip():
@@ -32,7 +32,7 @@ def extract_token(req: GraphRequest) -> str | None:
     return param if isinstance(param, str) and param else None
 
 
-def lookup(req: GraphRequest, value: str) -> Token | None:
+def lookup(req: SandboxRequest, value: str) -> Token | None:
     """The token record for ``value``; app-token literals get a transient record."""
     token = req.state.tokens.get(value)
     if token is not None:
@@ -56,7 +56,7 @@ def token_problem(token: Token, now: float) -> GraphAPIError | None:
 
 
 def authenticate(
-    req: GraphRequest,
+    req: SandboxRequest,
     *,
     scopes: Iterable[str] = (),
     proof_required: bool = False,
@@ -91,7 +91,7 @@ def authenticate(
     return token
 
 
-def check_proof(req: GraphRequest, token_value: str, app: App, *, required: bool) -> None:
+def check_proof(req: SandboxRequest, token_value: str, app: App, *, required: bool) -> None:
     proof = req.params.get("appsecret_proof")
     if proof is None or proof == "":
         if required:

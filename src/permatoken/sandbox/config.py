@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from permatoken.graph_defaults import DEFAULT_GRAPH_VERSION
+
 DAY = 86_400
 
 #: HTTP status of an auth (190/10/200) error per endpoint. Meta answers 401 on the Cloud API's
@@ -21,7 +23,7 @@ DEFAULT_AUTH_ERROR_STATUS = {"POST /{phone-number-id}/messages": 401}
 
 @dataclass
 class SandboxConfig:
-    graph_version: str = "v25.0"
+    graph_version: str = DEFAULT_GRAPH_VERSION
     #: Largest accepted request body; bigger ones get a Meta-shaped 413.
     max_body_bytes: int = 64 * 1024
     #: Largest media upload (``POST /{phone-number-id}/media``): Meta's 100 MB document limit.

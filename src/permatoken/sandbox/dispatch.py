@@ -21,7 +21,7 @@ from permatoken.sandbox.auth import extract_token
 from permatoken.sandbox.errors import GraphAPIError, trace_id
 from permatoken.sandbox.faults import Fault
 from permatoken.sandbox.forms import parse_form
-from permatoken.sandbox.request import GraphRequest, Reply
+from permatoken.sandbox.request import Reply, SandboxRequest
 from permatoken.sandbox.routing import resolve
 
 if TYPE_CHECKING:
@@ -63,7 +63,9 @@ class GraphDispatcher:
         with state.lock:
             endpoint, handler, args = resolve(method, path, state)
             plan = state.faults.plan(endpoint)
-        req = GraphRequest(method, path, endpoint, args, params, headers, state, state.clock.now())
+        req = SandboxRequest(
+            method, path, endpoint, args, params, headers, state, state.clock.now()
+        )
         try:
             limit = state.config.max_body_bytes
             if endpoint == routes_media.ENDPOINT:
@@ -98,7 +100,7 @@ class GraphDispatcher:
         answer = self._fault_reply(req, fault) if fault is not None else self._run(req, handler)
         await self._finish(send, req, answer)
 
-    def _run(self, req: GraphRequest, handler: Any) -> Answer:
+    def _run(self, req: SandboxRequest, handler: Any) -> Answer:
         state = self.state
         started = time.perf_counter()
         with state.lock:
@@ -118,12 +120,12 @@ class GraphDispatcher:
                 return Answer(result.status, _json(result.body), headers)
             return Answer(200, _json(result), self._graph_headers(req, {}))
 
-    def _error_reply(self, req: GraphRequest, error: GraphAPIError) -> Answer:
+    def _error_reply(self, req: SandboxRequest, error: GraphAPIError) -> Answer:
         with self.state.lock:
             headers = self._graph_headers(req, {"www-authenticate": error.www_authenticate()})
         return Answer(error.status, _json(error.envelope()), headers, error.code)
 
-    def _fault_reply(self, req: GraphRequest, fault: Fault) -> Answer:
+    def _fault_reply(self, req: SandboxRequest, fault: Fault) -> Answer:
         config = self.state.config
         if fault.body is not None:
             html = {"content-type": "text/html; charset=utf-8"}
@@ -142,7 +144,7 @@ class GraphDispatcher:
         error = GraphAPIError(code, fault.message, subcode=fault.subcode, status=status or 500)
         return self._error_reply(req, error)
 
-    def _graph_headers(self, req: GraphRequest, headers: dict[str, str]) -> dict[str, str]:
+    def _graph_headers(self, req: SandboxRequest, headers: dict[str, str]) -> dict[str, str]:
         state, config = self.state, self.state.config
         headers["content-type"] = config.content_type
         headers["x-fb-trace-id"] = trace_id()
@@ -158,7 +160,7 @@ class GraphDispatcher:
         return headers
 
     async def _finish(
-        self, send: Send, req: GraphRequest, answer: Answer, drip: Fault | None = None
+        self, send: Send, req: SandboxRequest, answer: Answer, drip: Fault | None = None
     ) -> None:
         self._log(req, answer.status, answer.error_code)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
@@ -173,7 +175,7 @@ class GraphDispatcher:
                 await anyio.sleep(drip.chunk_delay_seconds)
         await send({"type": "http.response.body", "body": body})
 
-    def _log(self, req: GraphRequest, status: int, code: int | None) -> None:
+    def _log(self, req: SandboxRequest, status: int, code: int | None) -> None:
         token = req.raw_token or extract_token(req)
         self.state.record_call(req.endpoint, req.method, req.path, status, code, token)
 
@@ -216,7 +218,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     return b"".join(chunks)
 
 
-def _parse_body(req: GraphRequest, body: bytes, content_type: str) -> None:
+def _parse_body(req: SandboxRequest, body: bytes, content_type: str) -> None:
     """Merge form or JSON-object parameters into ``req.params`` (Graph reads both)."""
     if not body:
         return

@@ -21,7 +21,7 @@ _FALSE = {"false", "0"}
 
 
 @dataclass
-class GraphRequest:
+class SandboxRequest:
     method: str
     #: The path without the version prefix, e.g. ``/123/messages``.
     path: str

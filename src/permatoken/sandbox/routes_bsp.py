@@ -11,7 +11,7 @@ import binascii
 import datetime as dt
 from typing import Any
 
-from permatoken.sandbox.request import GraphRequest, Reply
+from permatoken.sandbox.request import Reply, SandboxRequest
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="WhatsApp"'}
 
@@ -21,7 +21,7 @@ def _access_denied(details: str, headers: dict[str, str] | None = None) -> Reply
     return Reply(body, 401, headers or {"WWW-Authenticate": 'Bearer realm="WhatsApp"'})
 
 
-def _basic(req: GraphRequest) -> tuple[str, str] | None:
+def _basic(req: SandboxRequest) -> tuple[str, str] | None:
     scheme, _, value = req.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -32,7 +32,7 @@ def _basic(req: GraphRequest) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _bearer(req: GraphRequest) -> str | None:
+def _bearer(req: SandboxRequest) -> str | None:
     scheme, _, value = req.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
@@ -44,7 +44,7 @@ def _expires_after(unix: float) -> str:
     return dt.datetime.fromtimestamp(int(unix), tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
-def login(req: GraphRequest) -> Reply:
+def login(req: SandboxRequest) -> Reply:
     credentials = _basic(req)
     if credentials is None:
         return _access_denied("Missing or malformed Basic credentials", BASIC_CHALLENGE)
@@ -75,7 +75,7 @@ def login(req: GraphRequest) -> Reply:
     )
 
 
-def logout(req: GraphRequest) -> Reply:
+def logout(req: SandboxRequest) -> Reply:
     token = _bearer(req)
     req.raw_token = token
     if token is None or not req.state.providers.logout(token):
@@ -83,7 +83,7 @@ def logout(req: GraphRequest) -> Reply:
     return Reply({})
 
 
-def health(req: GraphRequest) -> Reply:
+def health(req: SandboxRequest) -> Reply:
     """A protected harmless call: accepts login tokens and OAuth2 access tokens."""
     token = _bearer(req)
     req.raw_token = token
@@ -102,7 +102,7 @@ def _oauth_error(error: str, description: str, status: int = 400) -> Reply:
     return Reply({"error": error, "error_description": description}, status, headers)
 
 
-def _client(req: GraphRequest) -> str | Reply:
+def _client(req: SandboxRequest) -> str | Reply:
     credentials = _basic(req)
     if credentials is None:
         client_id, secret = req.params.get("client_id"), req.params.get("client_secret")
@@ -114,7 +114,7 @@ def _client(req: GraphRequest) -> str | Reply:
     return credentials[0]
 
 
-def token(req: GraphRequest) -> Reply:
+def token(req: SandboxRequest) -> Reply:
     client = _client(req)
     if isinstance(client, Reply):
         return client
@@ -139,7 +139,7 @@ def token(req: GraphRequest) -> Reply:
     return _oauth_error("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
 
 
-def introspect(req: GraphRequest) -> Reply:
+def introspect(req: SandboxRequest) -> Reply:
     """RFC 7662 token introspection, so callers can check a token without a resource call."""
     client = _client(req)
     if isinstance(client, Reply):

@@ -7,12 +7,12 @@ from typing import Any
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object
 from permatoken.sandbox.models import KNOWN_SCOPES, PhoneNumber, Token, Waba
-from permatoken.sandbox.request import GraphRequest, select_fields
+from permatoken.sandbox.request import SandboxRequest, select_fields
 
 MANAGEMENT = ("whatsapp_business_management",)
 
 
-def me(req: GraphRequest) -> dict[str, Any]:
+def me(req: SandboxRequest) -> dict[str, Any]:
     token = authenticate(req, missing_code=2500)
     name = "Sandbox Developer"
     if token.system_user_id is not None:
@@ -40,7 +40,7 @@ def phone_number_record(phone: PhoneNumber) -> dict[str, Any]:
     }
 
 
-def reach_waba(req: GraphRequest, token: Token, waba: Waba, object_id: str) -> None:
+def reach_waba(req: SandboxRequest, token: Token, waba: Waba, object_id: str) -> None:
     """Objects a token cannot reach look exactly like objects that do not exist."""
     if waba.id not in token.waba_ids:
         raise unknown_object(object_id)
@@ -48,14 +48,14 @@ def reach_waba(req: GraphRequest, token: Token, waba: Waba, object_id: str) -> N
     req.waba_active = any(p.waba_id == waba.id for p in req.state.phone_numbers.values())
 
 
-def get_phone_number(req: GraphRequest) -> dict[str, Any]:
+def get_phone_number(req: SandboxRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     phone = req.state.phone_numbers[req.args[0]]
     reach_waba(req, token, req.state.wabas[phone.waba_id], phone.id)
     return select_fields(phone_number_record(phone), req.fields())
 
 
-def get_waba(req: GraphRequest) -> dict[str, Any]:
+def get_waba(req: SandboxRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     waba = req.state.wabas[req.args[0]]
     reach_waba(req, token, waba, waba.id)
@@ -70,7 +70,7 @@ def get_waba(req: GraphRequest) -> dict[str, Any]:
     return select_fields(record, req.fields())
 
 
-def list_phone_numbers(req: GraphRequest) -> dict[str, Any]:
+def list_phone_numbers(req: SandboxRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     waba = req.state.wabas.get(req.args[0])
     if waba is None:
@@ -87,17 +87,17 @@ def list_phone_numbers(req: GraphRequest) -> dict[str, Any]:
     return {"data": data, "paging": {"cursors": {"before": cursor, "after": cursor}}}
 
 
-def get_unknown(req: GraphRequest) -> dict[str, Any]:
+def get_unknown(req: SandboxRequest) -> dict[str, Any]:
     authenticate(req)
     raise unknown_object(req.args[0])
 
 
-def _same_business_admin(req: GraphRequest, caller: Token, business_id: str) -> None:
+def _same_business_admin(req: SandboxRequest, caller: Token, business_id: str) -> None:
     if caller.kind == "app" or caller.business_id != business_id:
         raise GraphAPIError(200, "(#200) Permissions error", status=req.auth_status())
 
 
-def install_app(req: GraphRequest) -> bool:
+def install_app(req: SandboxRequest) -> bool:
     """``POST /{system-user-id}/applications``: returns a bare ``true`` (S2)."""
     caller = authenticate(req)
     user = req.state.system_users[req.args[0]]
@@ -109,7 +109,7 @@ def install_app(req: GraphRequest) -> bool:
     return True
 
 
-def mint_system_user_token(req: GraphRequest) -> dict[str, Any]:
+def mint_system_user_token(req: SandboxRequest) -> dict[str, Any]:
     """``POST /{system-user-id}/access_tokens``: needs appsecret_proof over the caller's token."""
     caller = authenticate(req, proof_required=True)
     user = req.state.system_users[req.args[0]]

@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 from permatoken.sandbox.errors import GraphAPIError
-from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.request import SandboxRequest
 from permatoken.sandbox.routes_messages import sender
 
 ENDPOINT = "POST /{phone-number-id}/media"
@@ -25,7 +25,7 @@ def _invalid(details: str) -> GraphAPIError:
     )
 
 
-def upload_media(req: GraphRequest) -> dict[str, Any]:
+def upload_media(req: SandboxRequest) -> dict[str, Any]:
     _, phone = sender(req)
     if req.body_error is not None:
         raise _invalid(req.body_error)

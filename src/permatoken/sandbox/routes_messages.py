@@ -10,7 +10,7 @@ from typing import Any
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object
 from permatoken.sandbox.models import PhoneNumber, Token
-from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.request import SandboxRequest
 from permatoken.sandbox.signup import send_refusal
 
 MESSAGING = ("whatsapp_business_messaging",)
@@ -46,7 +46,7 @@ def new_wamid() -> str:
     )
 
 
-def sender(req: GraphRequest) -> tuple[Token, PhoneNumber]:
+def sender(req: SandboxRequest) -> tuple[Token, PhoneNumber]:
     """The token and the business number of a call on ``/{phone-number-id}/…`` (sends, media)."""
     token = authenticate(req, scopes=MESSAGING)
     phone = req.state.phone_numbers.get(req.args[0])
@@ -64,7 +64,7 @@ def sender(req: GraphRequest) -> tuple[Token, PhoneNumber]:
     return token, phone
 
 
-def send_message(req: GraphRequest) -> dict[str, Any]:
+def send_message(req: SandboxRequest) -> dict[str, Any]:
     token, phone = sender(req)
     refusal = send_refusal(req.state, req.state.wabas[phone.waba_id])
     if refusal is not None:  # a disabled or offboarded WABA (account_update events)

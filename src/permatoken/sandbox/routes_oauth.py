@@ -14,10 +14,10 @@ from permatoken.sandbox.errors import (
     foreign_app,
 )
 from permatoken.sandbox.models import App, Token
-from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.request import SandboxRequest
 
 
-def _client(req: GraphRequest) -> App:
+def _client(req: SandboxRequest) -> App:
     """Check ``client_id`` and ``client_secret`` the way Meta orders them: app first."""
     client_id = req.require("client_id")
     app = req.state.apps.get(client_id)
@@ -29,7 +29,7 @@ def _client(req: GraphRequest) -> App:
     return app
 
 
-def access_token(req: GraphRequest) -> dict[str, Any]:
+def access_token(req: SandboxRequest) -> dict[str, Any]:
     grant = req.text("grant_type", required=False)
     if grant is None and req.params.get("code") is not None:
         return _exchange_code(req)
@@ -44,7 +44,7 @@ def access_token(req: GraphRequest) -> dict[str, Any]:
     raise GraphAPIError(100, f"(#100) Unsupported grant_type: {grant}")
 
 
-def _exchange_code(req: GraphRequest) -> dict[str, Any]:
+def _exchange_code(req: SandboxRequest) -> dict[str, Any]:
     app = _client(req)
     value = req.require("code")
     code = req.state.codes.get(value)
@@ -70,7 +70,7 @@ def _exchange_code(req: GraphRequest) -> dict[str, Any]:
     return answer
 
 
-def _exchange_token(req: GraphRequest) -> dict[str, Any]:
+def _exchange_token(req: SandboxRequest) -> dict[str, Any]:
     app = _client(req)
     value = req.require("fb_exchange_token")
     sixty_days = req.flag("set_token_expires_in_60_days")
@@ -122,7 +122,7 @@ def _exchange_token(req: GraphRequest) -> dict[str, Any]:
     }
 
 
-def revoke(req: GraphRequest) -> Any:
+def revoke(req: SandboxRequest) -> Any:
     app = _client(req)
     caller = authenticate(req)
     target_value = req.require("revoke_token")
@@ -140,7 +140,7 @@ def revoke(req: GraphRequest) -> Any:
     return {"success": "true" if req.config.revoke_success_as_string else True}
 
 
-def debug_token(req: GraphRequest) -> dict[str, Any]:
+def debug_token(req: SandboxRequest) -> dict[str, Any]:
     caller = authenticate(req)
     value = req.require("input_token")
     target = lookup(req, value)
@@ -155,7 +155,7 @@ def debug_token(req: GraphRequest) -> dict[str, Any]:
     return {"data": describe(req, target)}
 
 
-def describe(req: GraphRequest, token: Token) -> dict[str, Any]:
+def describe(req: SandboxRequest, token: Token) -> dict[str, Any]:
     """The ``data`` object of ``debug_token`` (reference 3.6)."""
     app = req.state.apps[token.app_id]
     data: dict[str, Any] = {"app_id": app.id, "type": token.debug_type, "application": app.name}

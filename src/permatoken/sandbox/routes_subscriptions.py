@@ -12,11 +12,11 @@ from typing import Any
 from permatoken.sandbox import signup
 from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import unknown_object
-from permatoken.sandbox.request import GraphRequest
+from permatoken.sandbox.request import SandboxRequest
 from permatoken.sandbox.routes_graph import MANAGEMENT, reach_waba
 
 
-def subscribed_apps(req: GraphRequest) -> dict[str, Any]:
+def subscribed_apps(req: SandboxRequest) -> dict[str, Any]:
     token = authenticate(req, scopes=MANAGEMENT)
     state = req.state
     waba = state.wabas.get(req.args[0])

@@ -23,10 +23,10 @@ from permatoken.sandbox.auth import authenticate
 from permatoken.sandbox.errors import GraphAPIError, unknown_object, unknown_path
 
 if TYPE_CHECKING:
-    from permatoken.sandbox.request import GraphRequest
+    from permatoken.sandbox.request import SandboxRequest
     from permatoken.sandbox.state import SandboxState
 
-Handler = Callable[["GraphRequest"], Any]
+Handler = Callable[["SandboxRequest"], Any]
 VERSION = re.compile(r"^/v\d+\.\d+(?=/|$)")
 
 #: Fixed paths: (method, path) -> (endpoint name, handler).
@@ -116,14 +116,14 @@ def resolve(method: str, raw_path: str, state: SandboxState) -> tuple[str, Handl
 
 
 def _fails(error: GraphAPIError) -> Handler:
-    def handler(req: GraphRequest) -> Any:
+    def handler(req: SandboxRequest) -> Any:
         raise error
 
     return handler
 
 
 def _unsupported(object_id: str, method: str) -> Handler:
-    def handler(req: GraphRequest) -> Any:
+    def handler(req: SandboxRequest) -> Any:
         authenticate(req)  # Meta checks the token before it admits the object is unknown
         raise unknown_object(object_id, method.lower())
 

@@ -24,12 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
 from ..meta.usage import MAX_SLOWDOWN_DELAY, SLOW_DOWN_AT, THROTTLED_DELAY, Usage
 from ..models import Credential
 from ..store import Store
-from ..store.schema_scheduler import budget_spend
+from ..store import budgets as ledger
 
 BUCKET = 600  # seconds
 WINDOW_BUCKETS = 7  # a bucket partly in the window counts whole: never under-counts an hour
@@ -142,20 +140,7 @@ class Budgets:
         with self.store.write() as conn:
             later: datetime | None = None
             for key in sorted(wanted):  # a fixed order: no deadlock between replicas
-                _ensure_row(conn, self.store.dialect, key, cur)
-                conn.execute(
-                    sa.select(budget_spend.c.calls)
-                    .where(budget_spend.c.key == key, budget_spend.c.bucket == cur)
-                    .with_for_update()
-                )
-                rows = [
-                    (int(b), int(n))
-                    for b, n in conn.execute(
-                        sa.select(budget_spend.c.bucket, budget_spend.c.calls)
-                        .where(budget_spend.c.key == key, budget_spend.c.bucket >= first)
-                        .order_by(budget_spend.c.bucket)
-                    ).all()
-                ]
+                rows = ledger.locked_window(conn, self.store.dialect, key, cur, first)
                 limit = self.limits.limit(key)
                 wanted[key] = min(wanted[key], limit)  # an action bigger than a budget still runs
                 used = sum(n for _, n in rows)
@@ -164,13 +149,9 @@ class Budgets:
             if later is not None:
                 return later  # spends nothing (the empty bucket row it may have added is harmless)
             for key, n in wanted.items():
-                conn.execute(
-                    budget_spend.update()
-                    .where(budget_spend.c.key == key, budget_spend.c.bucket == cur)
-                    .values(calls=budget_spend.c.calls + n)
-                )
+                ledger.add_spend(conn, key, cur, n)
             if cur % 6 == 0:  # now and then, forget buckets older than the window
-                conn.execute(budget_spend.delete().where(budget_spend.c.bucket < first - 6))
+                ledger.forget_before(conn, first - 6)
         return None
 
     def reserve_many(self, wanted: list[dict[str, int]], now: datetime) -> list[datetime | None]:
@@ -189,20 +170,7 @@ class Budgets:
             history: dict[str, list[tuple[int, int]]] = {}
             used: dict[str, int] = {}
             for key in keys:  # the same fixed order as reserve(): no deadlock between replicas
-                _ensure_row(conn, self.store.dialect, key, cur)
-                conn.execute(
-                    sa.select(budget_spend.c.calls)
-                    .where(budget_spend.c.key == key, budget_spend.c.bucket == cur)
-                    .with_for_update()
-                )
-                history[key] = [
-                    (int(b), int(n))
-                    for b, n in conn.execute(
-                        sa.select(budget_spend.c.bucket, budget_spend.c.calls)
-                        .where(budget_spend.c.key == key, budget_spend.c.bucket >= first)
-                        .order_by(budget_spend.c.bucket)
-                    ).all()
-                ]
+                history[key] = ledger.locked_window(conn, self.store.dialect, key, cur, first)
                 used[key] = sum(n for _, n in history[key])
             spend = dict.fromkeys(keys, 0)
             for i, item in enumerate(wanted):
@@ -226,34 +194,13 @@ class Budgets:
                     spend[key] += n
             for key, n in spend.items():
                 if n:
-                    conn.execute(
-                        budget_spend.update()
-                        .where(budget_spend.c.key == key, budget_spend.c.bucket == cur)
-                        .values(calls=budget_spend.c.calls + n)
-                    )
+                    ledger.add_spend(conn, key, cur, n)
         return answers
 
     def spent(self, key: str, now: datetime) -> int:
         first = _bucket(now) - WINDOW_BUCKETS + 1
         with self.store.read() as conn:
-            total = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(budget_spend.c.calls), 0)).where(
-                    budget_spend.c.key == key, budget_spend.c.bucket >= first
-                )
-            ).scalar_one()
-        return int(total)
-
-
-def _ensure_row(conn: sa.Connection, dialect: str, key: str, bucket: int) -> None:
-    values = {"key": key, "bucket": bucket, "calls": 0}
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        conn.execute(pg_insert(budget_spend).values(values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        conn.execute(sqlite_insert(budget_spend).values(values).on_conflict_do_nothing())
+            return ledger.spent_since(conn, key, first)
 
 
 def _fits_at(rows: list[tuple[int, int]], used: int, want: int, limit: int) -> datetime:

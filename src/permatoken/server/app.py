@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,16 +17,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .._exceptions import PermatokenError
+from ..access import Action
 from ..providers import api as providers_api
 from ..rotation import RenewalEngine
 from ..settings import Settings
 from ..store import Store
+from ..store.engine import ping
 from . import routes_history as h
 from . import routes_keys as k
 from . import routes_manage as m
 from . import routes_tokens as t
 from . import schemas as s
-from .access import Action
 from .broker import Broker, BrokerConfig
 from .changes import EventsPoller, PostgresListener
 from .errors import HANDLERS
@@ -65,7 +65,7 @@ def _storage_problems(store: Store) -> dict[str, str | None]:
     if problem is None:
         try:
             with store.read() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                ping(conn)
         except PermatokenError as exc:
             problem = exc.message
         except Exception as exc:

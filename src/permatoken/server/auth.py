@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
 
-from .access import ApiKey, Principal, hash_key, looks_like_key, same_hash
+from ..access import ApiKey, Principal, hash_key, looks_like_key, same_hash
+from ..store.apikeys import KeyStore
 from .errors import ApiError
-from .keystore import KeyStore
 
 
 @dataclass(slots=True)

@@ -11,16 +11,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from ..access import Action, Principal
 from ..rotation import RenewalEngine, RotationOutcome
 from ..settings import Settings
 from ..store import Store
-from .access import Action, Principal
-from .audit import AuditLog, AuditRecord
+from ..store.apikeys import KeyStore
+from ..store.audit import AuditLog, AuditRecord
 from .auth import Authenticator, FailureLimiter
 from .cache import TokenCache
 from .changes import ChangeHub
 from .errors import ApiError
-from .keystore import KeyStore
 from .metrics import BrokerMetrics
 from .proxies import ClientAddresses
 from .recorder import AuditRecorder

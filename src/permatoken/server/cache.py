@@ -14,20 +14,16 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
-from .._exceptions import DecryptionError, KmsUnavailableError, NotFoundError, PermatokenError
 from .._secret import Secret
-from ..crypto import Sealed
 from ..store import Store
-from ..store.repository import _aad_version
-from ..store.schema import credentials, versions
-from ..timeutil import ensure_utc, isoformat
+from ..store.current import open_current
+from ..timeutil import isoformat
 
 
 @dataclass(frozen=True, slots=True)
-class CachedToken:
+class CacheEntry:
     name: str
     version: int
     body: bytes
@@ -44,15 +40,15 @@ class TokenCache:
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, CachedToken] = {}
-        self._loading: dict[str, asyncio.Future[CachedToken]] = {}
+        self._entries: dict[str, CacheEntry] = {}
+        self._loading: dict[str, asyncio.Future[CacheEntry]] = {}
         self._generation: dict[str, int] = {}
         self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def peek(self, name: str) -> CachedToken | None:
+    def peek(self, name: str) -> CacheEntry | None:
         entry = self._entries.get(name)
         if entry is not None and time.monotonic() - entry.loaded_at < self.ttl:
             return entry
@@ -66,14 +62,14 @@ class TokenCache:
         self._entries.clear()
         self._epoch += 1
 
-    async def get(self, name: str) -> CachedToken:
+    async def get(self, name: str) -> CacheEntry:
         entry = self.peek(name)
         if entry is not None:
             return entry
         pending = self._loading.get(name)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[CachedToken] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CacheEntry] = asyncio.get_running_loop().create_future()
         self._loading[name] = future
         gen, epoch = self._generation.get(name, 0), self._epoch
         try:
@@ -92,47 +88,12 @@ class TokenCache:
         future.set_result(entry)
         return entry
 
-    def _load(self, name: str) -> CachedToken:
-        # One query and one decryption. Deliberately not Store.reveal(): that registers every value
-        # for log redaction, whose regex is rebuilt per new secret (quadratic over 100k tokens).
-        # Nothing here logs token values; redaction stays a second line of defence for the rest.
-        q = (
-            sa.select(
-                credentials.c.id,
-                versions.c.version,
-                versions.c.ciphertext,
-                versions.c.wrapped_key,
-                versions.c.kek_id,
-                versions.c.fingerprint,
-                versions.c.token_type,
-                versions.c.expires_at,
-                credentials.c.health,
-            )
-            .select_from(credentials.join(versions, versions.c.credential_id == credentials.c.id))
-            .where(credentials.c.name == name, versions.c.state == "current")
-        )
-        with self.store.read() as conn:
-            row = conn.execute(q).first()
-        if row is None:
-            self.store.version(name)  # raises the precise NotFoundError / InvalidNameError
-            raise NotFoundError(f"credential {name!r} has no current version", name=name)
-        cid, number, ciphertext, wrapped, kek_id, fp, token_type, expires_at, health = row
-        try:
-            data = json.loads(
-                self.store.keyring.open(
-                    Sealed(ciphertext, wrapped, kek_id), _aad_version(cid, number)
-                )
-            )
-        except KmsUnavailableError:
-            raise  # AWS KMS is down: a dependency outage (503), not a damaged value
-        except PermatokenError as exc:
-            raise DecryptionError(
-                f"cannot decrypt {name!r} version {number}: {exc.message}",
-                name=name,
-                version=number,
-            ) from exc
-        token = Secret(data["token"])
-        expires = ensure_utc(expires_at)
+    def _load(self, name: str) -> CacheEntry:
+        # One query and one decryption (store.current.open_current), deliberately not
+        # Store.reveal(): see there.
+        current = open_current(self.store, name)
+        number, token, health = current.version, current.token, current.health
+        fp, token_type, expires = current.fingerprint, current.token_type, current.expires_at
         body = json.dumps(
             {
                 "name": name,
@@ -145,9 +106,9 @@ class TokenCache:
             },
             separators=(",", ":"),
         ).encode()
-        return CachedToken(
+        return CacheEntry(
             name, number, body, f'"v{number}"', token, expires, time.monotonic(), health
         )
 
 
-__all__ = ["CachedToken", "TokenCache"]
+__all__ = ["CacheEntry", "TokenCache"]

@@ -20,12 +20,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from ..store import Store
+from ..store.event_feed import events_between, libpq_conninfo, newest_event_id
 from ..store.repository import NOTIFY_CHANNEL
-from ..store.schema import events
 from .cache import TokenCache
 
 log = logging.getLogger("permatoken.server.changes")
@@ -153,8 +152,7 @@ class PostgresListener:
         self.connected = False
 
     def _conninfo(self) -> str:
-        parsed = sa.make_url(self.url).set(drivername="postgresql")
-        return parsed.render_as_string(hide_password=False)
+        return libpq_conninfo(self.url)
 
     async def run(self) -> None:
         try:
@@ -208,21 +206,13 @@ class EventsPoller:
 
     def _fetch(self) -> list[tuple[int, str | None, str, object]]:
         with self.store.read() as conn:
-            top = conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0
+            top = newest_event_id(conn)
             if self.last_id is None:
                 self.last_id = top
                 return []
-            rows = conn.execute(
-                sa.select(events.c.id, events.c.credential_name, events.c.kind, events.c.detail)
-                .where(
-                    events.c.id > self.last_id,
-                    events.c.id <= top,
-                    events.c.kind.in_(_WATCHED_KINDS),
-                )
-                .order_by(events.c.id)
-            ).all()
+            rows = events_between(conn, self.last_id, top, _WATCHED_KINDS)
         self.last_id = max(self.last_id, top)
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return rows
 
     def apply(self, rows: list[tuple[int, str | None, str, object]]) -> None:
         for _id, name, kind, detail in rows:

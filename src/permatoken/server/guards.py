@@ -24,8 +24,8 @@ from starlette.requests import Request
 
 from .. import references as refs
 from .._exceptions import InvalidNameError
+from ..access import Action, ApiKey, Principal, Role
 from ..models import App, CredentialStatus, validate_name
-from .access import Action, ApiKey, Principal, Role
 from .broker import Broker
 from .errors import ApiError
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,8 +29,7 @@ from prometheus_client.registry import Collector
 from ..backup.status import LastBackupCollector
 from ..models import Health
 from ..sinks.metrics import SinkLagCollector
-from ..store import Store
-from ..store.schema import credentials, versions
+from ..store import Store, fleet
 
 _LABEL = re.compile(r"[a-z0-9_-]{1,24}")
 RENEWAL_RESULTS = ("rotated", "failed", "needs_human", "deferred")
@@ -91,41 +89,15 @@ class CredentialCollector(Collector):
         self._snapshots: dict[tuple[str, ...] | None, Snapshot] = {}
         self._lock = threading.Lock()
 
-    def _rows(self, conn: sa.Connection, prefixes: tuple[str, ...] | None) -> list[Row]:
-        q = sa.select(
-            credentials.c.name, credentials.c.tenant, credentials.c.health, versions.c.expires_at
-        ).select_from(
-            credentials.outerjoin(
-                versions,
-                sa.and_(
-                    versions.c.credential_id == credentials.c.id, versions.c.state == "current"
-                ),
-            )
-        )
-        if prefixes is not None and "" not in prefixes:
-            q = q.where(
-                sa.or_(*(credentials.c.name.startswith(p, autoescape=True) for p in prefixes))
-            )
-        return [
-            (name, tenant, health, exp.timestamp() if exp is not None else None)
-            for name, tenant, health, exp in conn.execute(q)
-        ]
-
     def _read(self, view: View) -> Snapshot:
         with self.store.read() as conn:
             if view.sees is None:
-                counts: dict[str, int] = dict(
-                    conn.execute(
-                        sa.select(credentials.c.health, sa.func.count()).group_by(
-                            credentials.c.health
-                        )
-                    ).all()
-                )
-                rows = self._rows(conn, None) if sum(counts.values()) <= self.limit else None
+                counts = fleet.health_counts(conn)
+                rows = fleet.expiry_rows(conn, None) if sum(counts.values()) <= self.limit else None
                 return Snapshot(counts, rows, time.monotonic())
             # A grant-limited key: count only what it may see (its rows, pre-filtered in SQL).
             prefixes = tuple(literal_prefix(g) for g in view.grants)
-            visible = [r for r in self._rows(conn, prefixes) if view.sees(r[0])]
+            visible = [r for r in fleet.expiry_rows(conn, prefixes) if view.sees(r[0])]
         counts = {}
         for row in visible:
             counts[row[2]] = counts.get(row[2], 0) + 1

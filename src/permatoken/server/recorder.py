@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
 
-from .audit import AuditLog, AuditRecord
+from ..store.audit import AuditLog, AuditRecord
 from .errors import ApiError
 
 log = logging.getLogger("permatoken.server.audit")

@@ -11,11 +11,11 @@ import asyncio
 import functools
 from dataclasses import dataclass
 
+from ..access import Principal
 from ..rotation import RotationOutcome
-from .access import Principal
-from .audit import AuditRecord
+from ..store.audit import AuditRecord
 from .broker import Broker
-from .cache import CachedToken
+from .cache import CacheEntry
 
 #: Engine outcome → report status in the API.
 REPORT_STATUS = {
@@ -37,7 +37,7 @@ class Reported:
     status: str
     outcome: RotationOutcome
     #: The current token when ``status`` is in :data:`USABLE`, else None.
-    entry: CachedToken | None
+    entry: CacheEntry | None
 
 
 async def report_failure(

@@ -6,9 +6,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..access import Action
 from ..models import validate_name
 from ..timeutil import isoformat
-from .access import Action
 from .errors import ApiError
 from .routes_tokens import _broker, _int_param, only_params
 

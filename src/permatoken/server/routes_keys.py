@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .._exceptions import NotFoundError
-from .access import Action
+from ..access import Action
 from .errors import ApiError
 from .guards import check_new_key_grants, key_visible
 from .routes_tokens import _broker, only_params

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import policy as policy_mod
 from .._secret import Secret, register_secret
+from ..access import Action, Principal
 from ..models import (
     App,
     CredentialStatus,
@@ -22,11 +22,9 @@ from ..models import (
     validate_name,
     validate_token_value,
 )
-from ..store.pages import status_page, visible_page
-from ..store.schema import credentials
+from ..store.audit import AuditRecord
+from ..store.pages import count_credentials, status_page, visible_page
 from ..timeutil import isoformat
-from .access import Action, Principal
-from .audit import AuditRecord
 from .broker import Broker
 from .errors import ApiError
 from .guards import app_users, app_visible, check_app_change, options_for_write
@@ -139,13 +137,7 @@ async def list_credentials(request: Request) -> Response:
             return None, page, more
         total = None
         if after is None:
-            q = sa.select(sa.func.count()).select_from(credentials)
-            if tenant is not None:
-                q = q.where(credentials.c.tenant == tenant)
-            if health is not None:
-                q = q.where(credentials.c.health == health)
-            with store.read() as conn:
-                total = int(conn.execute(q).scalar() or 0)
+            total = count_credentials(store, tenant=tenant, health=health)
         if offset:
             rows = store.list_status(tenant=tenant, health=health, limit=limit + 1, offset=offset)
         else:

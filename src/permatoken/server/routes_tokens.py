@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .._exceptions import NotFoundError
+from ..access import Action
 from ..models import validate_name
 from ..rotation import RotationOutcome
+from ..store.audit import AuditRecord
 from ..timeutil import isoformat
-from .access import Action
-from .audit import AuditRecord
 from .broker import Broker
-from .cache import CachedToken
+from .cache import CacheEntry
 from .errors import ApiError
 from .reports import REPORT_STATUS, report_failure
 from .schemas import ReportIn
@@ -73,7 +73,7 @@ def _etag_version(header: str | None) -> int | None:
     return int(tag[1:]) if tag.startswith("v") and tag[1:].isdigit() else None
 
 
-def _token_response(entry: CachedToken) -> Response:
+def _token_response(entry: CacheEntry) -> Response:
     return Response(
         entry.body,
         media_type="application/json",
@@ -118,7 +118,7 @@ async def get_token(request: Request) -> Response:
 
 async def _wait_for_change(
     b: Broker, session: Session, name: str, after: int, wait: float
-) -> CachedToken | None:
+) -> CacheEntry | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     b.metrics.waiters.inc()

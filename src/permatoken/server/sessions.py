@@ -26,9 +26,9 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from .access import ApiKey, Principal
+from ..access import ApiKey, Principal
+from ..store.apikeys import KeyStore
 from .errors import ApiError
-from .keystore import KeyStore
 
 log = logging.getLogger("permatoken.server.sessions")
 

@@ -23,7 +23,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from .access import Principal
+from ..access import Principal
 from .errors import ApiError
 
 T = TypeVar("T")

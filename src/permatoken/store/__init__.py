@@ -48,7 +48,7 @@ def open_store(
         engine.dispose()
         raise
     if clock is None and settings.clock != "system":
-        from ..service import build_clock
+        from ..clocks import build_clock  # lazily: the sandbox clock needs httpx
 
         clock = build_clock(settings)
     return Store(engine, keyring, url=url, clock=clock)

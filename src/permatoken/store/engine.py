@@ -289,6 +289,11 @@ def reading(engine: sa.Engine, url: str) -> Iterator[sa.Connection]:
 # --- migrations ---------------------------------------------------------------------
 
 
+def ping(conn: sa.Connection) -> None:
+    """The cheapest statement the database must answer (the readiness check)."""
+    conn.execute(sa.text("SELECT 1"))
+
+
 def _alembic_config(connection: sa.Connection | None = None) -> Config:
     from alembic.config import Config
 

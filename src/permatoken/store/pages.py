@@ -20,6 +20,17 @@ from .schema import credentials, versions
 PAGE = 1000
 
 
+def count_credentials(store: Store, *, tenant: str | None = None, health: str | None = None) -> int:
+    """How many credentials (of ``tenant``, with ``health``) there are: the total of a first page."""
+    q = sa.select(sa.func.count()).select_from(credentials)
+    if tenant is not None:
+        q = q.where(credentials.c.tenant == tenant)
+    if health is not None:
+        q = q.where(credentials.c.health == health)
+    with store.read() as conn:
+        return int(conn.execute(q).scalar() or 0)
+
+
 def _escape_like(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

@@ -31,7 +31,7 @@ class QueueItem:
 
 def needs_human(store: Store, grants: Sequence[str], *, limit: int = 100) -> list[QueueItem]:
     """Credentials that cannot fix themselves, each with its notices (newest first, full text)."""
-    from ..server.access import Role, covers
+    from ..access import Role, covers
 
     where, _ = grants_clause(grants)
     q = (

@@ -9,7 +9,7 @@ A key's grants are applied in SQL (:func:`grant_clause`): a grant pattern become
 with the same number of ``/`` as the pattern (so ``*`` and ``?`` cannot cross a segment), which
 is exact for every pattern without ``[…]`` classes and without wildcards before a final ``**``.
 Other patterns give a superset in SQL that is narrowed in Python with the API's own rule
-(:func:`~permatoken.server.access.covers`), over at most :data:`FALLBACK_LIMIT` rows.
+(:func:`~permatoken.access.covers`), over at most :data:`FALLBACK_LIMIT` rows.
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ def _fleet_narrowed(
     limit: int,
     days: int,
 ) -> Fleet:
-    from ..server.access import Role, covers
+    from ..access import Role, covers
 
     q = (
         sa.select(*_PAGE_COLS)

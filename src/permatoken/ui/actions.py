@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .._exceptions import NotFoundError
+from ..access import Action, Role, parse_duration, validate_grant
 from ..models import VersionState, validate_name
-from ..server.access import Action, Role, parse_duration, validate_grant
-from ..server.audit import AuditRecord
 from ..server.errors import ApiError
 from ..store import ui_notices as notices
 from ..store import ui_sessions as us
+from ..store.audit import AuditRecord
 from .web import COOKIE, LOGIN_COOKIE, Ui, Viewer, _form, _ui, form, sign, wall_now
 
 

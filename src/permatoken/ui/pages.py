@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import policy as policy_mod
+from ..access import Action
 from ..models import Health, validate_name
-from ..server.access import Action
 from ..server.errors import ApiError
 from ..store import ui_notices as notices
 from ..store import ui_queries as q
@@ -121,7 +121,7 @@ def _target(ui: Ui, request: Request, viewer: Viewer) -> str:
 
 
 def _policy_rows(ui: Ui, cred: Any) -> list[dict[str, Any]]:
-    from ..scheduler.policies import get_tenant_policy
+    from ..store.tenant_policies import get_tenant_policy
 
     layers = [
         ("settings", ui.broker.settings.policy or {}),

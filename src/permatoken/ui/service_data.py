@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..access import Action
 from ..backup.status import last_backup_json
 from ..scheduler.budgets import Limits
-from ..server.access import Action
 from ..server.broker import Broker
 from ..store import ui_service
 from ..store.backups import BackupLog

@@ -7,7 +7,7 @@ Every page and form goes through :func:`page` or :func:`form`:
    sent to ``/ui/login`` (a fragment or form answers 401 instead);
 2. a form must carry the session's CSRF token in ``csrf`` (compared in constant time), else 403
    and nothing happens;
-3. the handler gets a :class:`Viewer` whose :class:`~permatoken.server.access.Principal` is
+3. the handler gets a :class:`Viewer` whose :class:`~permatoken.access.Principal` is
    rebuilt from the key on every request, so a role or grant checks exactly as the API does.
 
 Errors become an HTML page with the right status (never a traceback, never a 500 for bad input).
@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .._exceptions import NotFoundError, PermatokenError
 from .._secret import redact
-from ..server.access import Action, Principal, Role
+from ..access import Action, Principal, Role
 from ..server.broker import Broker
 from ..server.errors import ApiError, status_for
 from ..store import ui_sessions as us

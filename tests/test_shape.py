@@ -48,7 +48,6 @@ KNOWN_LONG_MODULES: set[str] = {
     "permatoken.scheduler.core",
     "permatoken.server.app",
     "permatoken.store.repository",
-    "permatoken.store.ui_queries",
 }
 
 # ----------------------------------------------------------------------------------------------------

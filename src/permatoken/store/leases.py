@@ -99,6 +99,14 @@ class LeaseMixin:
                     f"lost the lease on {name!r}; another worker took over", name=name
                 )
 
+    def rotation_detail(self, name: str) -> dict[str, Any] | None:
+        """The detail (attempt, versions, last error) of the rotation step stored on ``name``."""
+        with self.read() as conn:
+            detail: dict[str, Any] | None = conn.execute(
+                sa.select(credentials.c.rotation_detail).where(credentials.c.name == name)
+            ).scalar()
+        return detail
+
     def unfinished_rotations(self) -> list[str]:
         with self.read() as conn:
             return list(

@@ -135,10 +135,10 @@ def decide_failure(
         message = info.describe()
         human = info.kind in _HUMAN_KINDS
     else:
-        kind = str(getattr(exc, "reason", "upstream"))
-        retry_after = getattr(exc, "retry_after", None)
+        kind = exc.reason or "upstream"
+        retry_after = exc.retry_after
         message = exc.message
-        human = bool(getattr(exc, "needs_human", False))
+        human = exc.needs_human
     if human:
         health, status = Health.NEEDS_HUMAN, Outcome.NEEDS_HUMAN
         retry = now + timedelta(seconds=policy.backoff_cap)

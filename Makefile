@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 # Mutation testing of the security-critical modules against their own fast tests; slow, so not
 # part of `make test` (docs/development.md). MODULE=crypto (or access, audit, secret, errors,
-# auth, plan) narrows it to one module; MUTATE_JOBS sets the parallel mutants (default 2).
+# auth, steps) narrows it to one module; MUTATE_JOBS sets the parallel mutants (default 2).
 MUTATE_JOBS ?= 2
 mutate: $(STAMP)
 	@$(BIN)/python tools/mutate.py --jobs $(MUTATE_JOBS) $(MODULE)

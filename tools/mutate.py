@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 #: Short name → the mutmut mutant names of that module (functions are mangled ``x_name`` and
-#: ``xǁClassǁmethod``). Only ``plan_next`` of rotation.py: the engine is tested end to end.
+#: ``xǁClassǁmethod``). Only the pure rotation/steps.py: the engine is tested end to end.
 MODULES = {
     "crypto": "permatoken.crypto.*",
     "secret": "permatoken._secret.*",
@@ -27,7 +27,7 @@ MODULES = {
     "audit": "permatoken.store.audit.*",
     "errors": "permatoken.meta.errors.*",
     "auth": "permatoken.client.auth.*",
-    "plan": "permatoken.rotation.x_plan_next__mutmut_*",
+    "steps": "permatoken.rotation.steps.*",
 }
 #: Modules where a survivor fails the run (an equivalent mutant is excluded in the source with
 #: ``# pragma: no mutate`` and explained in docs/development.md).

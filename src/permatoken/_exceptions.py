@@ -4,6 +4,10 @@ Every error carries a machine-readable ``code`` and its context as attributes, n
 the message. Foreign exceptions (httpx, SQLAlchemy, cryptography) are translated at the
 boundary with ``raise ... from exc``. No message ever contains a secret value.
 
+The context of an error is declared: each class that carries context takes it as typed keyword
+arguments of its ``__init__`` and stores them as attributes of the same names (``None`` when not
+given). :attr:`PermatokenError.context_fields` lists them, read from that signature.
+
     PermatokenError
     ├── ConfigError                 bad settings, unreadable config file, bad database URL
     ├── InputError                  a value or argument a user gave is malformed
@@ -35,7 +39,8 @@ boundary with ``raise ... from exc``. No message ever contains a secret value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .meta.errors import GraphErrorInfo
@@ -45,28 +50,41 @@ if TYPE_CHECKING:
 class PermatokenError(Exception):
     """Base of every error permatoken raises on purpose."""
 
-    code: str = "error"
+    code: ClassVar[str] = "error"
     #: A short suggestion of what to do, shown by the CLI under the message.
     hint: str | None = None
+    #: The context attributes: the keyword arguments of the class's ``__init__`` but ``hint``.
+    context_fields: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, message: str, *, hint: str | None = None, **context: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and "context_fields" not in cls.__dict__:
+            code = init.__code__
+            names = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+            cls.context_fields = tuple(n for n in names if n != "hint")
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if hint is not None:
             self.hint = hint
-        self.context = context
-        for key, value in context.items():
-            setattr(self, key, value)
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The context attributes that are set (not ``None``), by name."""
+        values = {name: getattr(self, name) for name in self.context_fields}
+        return {name: value for name, value in values.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.hint:
             data["hint"] = self.hint
         for key, value in self.context.items():
-            if isinstance(value, str | int | float | bool) or value is None:
+            if isinstance(value, str | int | float | bool):
                 data[key] = value
         return data
 
@@ -74,9 +92,37 @@ class PermatokenError(Exception):
 class ConfigError(PermatokenError):
     code = "config_error"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: str | PathLike[str] | None = None,
+        setting: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.setting = setting
+
 
 class InputError(PermatokenError):
     code = "invalid_input"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        app_id: str | None = None,
+        path: str | PathLike[str] | None = None,
+        value_kind: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.app_id = app_id
+        self.path = path
+        self.value_kind = value_kind
 
 
 class InvalidNameError(InputError):
@@ -84,7 +130,32 @@ class InvalidNameError(InputError):
 
 
 class StoreError(PermatokenError):
+    """The database cannot be used. The family's context: ``host``/``port`` (unreachable),
+    ``reason`` (unavailable: locked, read_only, gone), ``revision`` (schema), ``constraint``."""
+
     code = "store_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | PathLike[str] | None = None,
+        reason: str | None = None,
+        revision: str | None = None,
+        constraint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.host = host
+        self.port = port
+        self.path = path
+        self.reason = reason
+        self.revision = revision
+        self.constraint = constraint
 
 
 class StoreUnreachableError(StoreError):
@@ -92,8 +163,6 @@ class StoreUnreachableError(StoreError):
 
 
 class StoreUnavailableError(StoreUnreachableError):
-    """The database answers but cannot do the work now (``reason``: locked, read_only, gone)."""
-
     code = "store_unavailable"
 
 
@@ -108,13 +177,69 @@ class ConflictError(StoreError):
 class NotFoundError(PermatokenError):
     code = "not_found"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        app_id: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.app_id = app_id
+        self.version = version
+
 
 class AlreadyExistsError(PermatokenError):
     code = "already_exists"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.app_id = app_id
+
 
 class CryptoError(PermatokenError):
+    """Keys or ciphertexts cannot be used. The family's context: ``kek_id`` (``kek_ids``, comma
+    separated), ``path`` (key file), ``name``/``version``/``app_id`` (what cannot be decrypted),
+    ``key_id`` and ``reason`` (KMS)."""
+
     code = "crypto_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        kek_id: str | None = None,
+        kek_ids: str | None = None,
+        table: str | None = None,
+        path: str | PathLike[str] | None = None,
+        name: str | None = None,
+        version: int | None = None,
+        app_id: str | None = None,
+        key_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.kek_id = kek_id
+        self.kek_ids = kek_ids
+        self.table = table
+        self.path = path
+        self.name = name
+        self.version = version
+        self.app_id = app_id
+        self.key_id = key_id
+        self.reason = reason
 
 
 class KeyFileError(CryptoError):
@@ -126,46 +251,142 @@ class DecryptionError(CryptoError):
 
 
 class KmsUnavailableError(CryptoError):
-    """AWS KMS did not answer, or refused to wrap or unwrap a data key; ``key_id`` names the key."""
-
     code = "kms_unavailable"
 
 
 class GraphError(PermatokenError):
-    """Meta (or the sandbox) answered with an error; ``error`` holds the classification."""
+    """Meta (or the sandbox) answered with an error; ``error`` holds the classification, from
+    which ``kind``, ``graph_code``, ``graph_subcode`` and ``http_status`` are read."""
 
     code = "graph_error"
-    error: GraphErrorInfo
-    kind: str
-    graph_code: int | None
-    graph_subcode: int | None
-    http_status: int | None
-    endpoint: str | None
-    ambiguous: bool
-    usage: Usage | None
+    context_fields: ClassVar[tuple[str, ...]] = (
+        "error",
+        "kind",
+        "graph_code",
+        "graph_subcode",
+        "http_status",
+        "endpoint",
+        "ambiguous",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        error: GraphErrorInfo,
+        endpoint: str | None = None,
+        ambiguous: bool = False,
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.error = error
+        self.kind: str = str(error.kind)
+        self.graph_code: int | None = error.code
+        self.graph_subcode: int | None = error.subcode
+        self.http_status: int | None = error.http_status
+        self.endpoint = endpoint
+        self.ambiguous = ambiguous
+        self.usage = usage
 
 
 class UpstreamUnreachableError(GraphError):
-    """No answer from Meta (connection refused, DNS, timeout): nothing was decided about the
-    token. Carries the same attributes as the :class:`GraphError` it was made from."""
+    """No answer from Meta at all: nothing was decided about the token (GraphError's fields)."""
 
     code = "upstream_unreachable"
 
 
 class RotationError(PermatokenError):
+    """A rotation could not complete. ``reason`` classifies it (``upstream``, ``throttled``,
+    ``transient``, ``unconfirmed_dead`` …); ``needs_human``: no retry can fix it; ``retry_after``:
+    seconds upstream asked to wait; ``ambiguous``: the request may have taken effect; ``option``:
+    the issuer option at fault; ``status``: the outcome that made it fail."""
+
     code = "rotation_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        reason: str | None = None,
+        needs_human: bool = False,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+        option: str | None = None,
+        status: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.reason = reason
+        self.needs_human = needs_human
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+        self.option = option
+        self.status = status
+        self.version = version
 
 
 class AuthError(PermatokenError):
     code = "unauthorized"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.status = status
+
 
 class BrokerError(PermatokenError):
     code = "broker_error"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        status: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.status = status
+        self.url = url
+
 
 class BackupError(PermatokenError):
+    """The family's context: ``path``, ``format_version``, ``revision`` (schema of the backup),
+    ``mac`` (tampered: which MAC failed), ``tables`` (store not empty: which hold rows)."""
+
     code = "backup_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        path: str | PathLike[str] | None = None,
+        format_version: int | None = None,
+        revision: str | None = None,
+        mac: str | None = None,
+        tables: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.format_version = format_version
+        self.revision = revision
+        self.mac = mac
+        self.tables = tables
 
 
 class BackupTamperedError(BackupError):
@@ -181,10 +402,23 @@ class StoreNotEmptyError(BackupError):
 
 
 class SinkError(PermatokenError):
-    """A sink could not take a delivery (destination down, refused, misconfigured); ``url``
-    names the sink, ``reason`` is ``unreachable``, ``refused`` or ``config``."""
+    """A sink could not take a delivery; ``url`` names it; ``reason``: unreachable, refused, config."""
 
     code = "sink_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        url: str | None = None,
+        reason: str | None = None,
+        aws_code: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.reason = reason
+        self.aws_code = aws_code
 
 
 class ListenError(PermatokenError):
@@ -192,8 +426,24 @@ class ListenError(PermatokenError):
 
     code = "cannot_listen"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.host = host
+        self.port = port
+
 
 class RowsRefusedError(PermatokenError):
     """``permatoken import`` stored what it could; ``refused`` rows were not (each says why)."""
 
     code = "rows_refused"
+
+    def __init__(self, message: str, *, hint: str | None = None, refused: int = 0) -> None:
+        super().__init__(message, hint=hint)
+        self.refused = refused

@@ -271,7 +271,10 @@ def unreachable(
     return UpstreamUnreachableError(
         f"cannot reach Meta at {settings.graph_url} to {doing}: {exc.error.message}",
         hint=hint,
-        **exc.context,
+        error=exc.error,
+        endpoint=exc.endpoint,
+        ambiguous=exc.ambiguous,
+        usage=exc.usage,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -88,7 +87,3 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     if seconds > 100 * 365 * 86400:
         raise InputError(f"{what} {text!r} is longer than 100 years")
     return timedelta(seconds=seconds)
-
-
-def monotonic() -> float:
-    return time.monotonic()

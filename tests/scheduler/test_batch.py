@@ -7,7 +7,6 @@ every statement a tick sends is seen: claiming, budgets, every rotation step, no
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -156,7 +155,7 @@ def test_a_credential_busy_in_this_process_is_left_to_the_one_by_one_path(world:
         world.add(name)
     sched = world.scheduler(batch=10)
     world.advance(41 * DAY)
-    lock = sched.engine._locks.setdefault("acme/c1", threading.Lock())
+    lock = sched.engine.locks.lock_for("acme/c1")
     lock.acquire()
     try:
         report = sched.tick()

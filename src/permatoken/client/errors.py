@@ -30,7 +30,7 @@ Every message says what to check; none contains a token or an API key. Foreign e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 from .._exceptions import (
     AuthError,
@@ -93,12 +93,23 @@ class CredentialNotFoundError(NotFoundError):
     code = "credential_not_found"
     hint = "check the credential name; `permatoken status` lists them"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        name: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, name=name)
+        #: The HTTP status the broker answered (None for the embedded source).
+        self.status = status
+
 
 class RecoveryFailedError(RotationError):
     """A dead token was reported but no newer version came back (``status`` says why)."""
 
     code = "recovery_failed"
-    status: str
 
 
 class SourceNotStartedError(InputError):
@@ -116,17 +127,54 @@ class WhatsAppTransportError(WhatsAppError):
     """No HTTP answer. ``ambiguous`` is True when the request may have reached Meta."""
 
     code = "whatsapp_transport"
-    ambiguous: bool
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        endpoint: str | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.endpoint = endpoint
+        self.ambiguous = ambiguous
 
 
 class UnexpectedAnswerError(WhatsAppError):
     code = "unexpected_answer"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, endpoint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.endpoint = endpoint
 
 
 class WhatsAppGraphError(WhatsAppError, GraphError):
     """Meta answered with an error; ``error`` holds :class:`GraphErrorInfo`."""
 
     code = "graph_error"
+    context_fields: ClassVar[tuple[str, ...]] = (
+        *GraphError.context_fields,
+        "phone_number_id",
+        "recovery",
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        error: GraphErrorInfo,
+        endpoint: str | None = None,
+        phone_number_id: str | None = None,
+        recovery: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, error=error, endpoint=endpoint)
+        self.phone_number_id = phone_number_id
+        #: Why the one recovery attempt did not help (None when none was attempted).
+        self.recovery = recovery
 
     @property
     def retry_after(self) -> float | None:
@@ -135,8 +183,6 @@ class WhatsAppGraphError(WhatsAppError, GraphError):
 
 class TokenDeadError(WhatsAppGraphError):
     code = "token_dead"
-    #: Why recovery did not help (None when no recovery was attempted).
-    recovery: str | None
 
 
 class ThrottledError(WhatsAppGraphError):
@@ -170,11 +216,16 @@ _BY_KIND: dict[ErrorKind, type[WhatsAppGraphError]] = {
 }
 
 
-def graph_exception(info: GraphErrorInfo, *, endpoint: str, **context: Any) -> WhatsAppGraphError:
+def graph_exception(
+    info: GraphErrorInfo,
+    *,
+    endpoint: str,
+    phone_number_id: str | None = None,
+    recovery: str | None = None,
+) -> WhatsAppGraphError:
     """The typed exception for a classified Graph error (pure)."""
     cls = _BY_KIND.get(info.kind, WhatsAppGraphError)
     message = info.describe()
-    recovery = context.get("recovery")
     if recovery:
         message += f"; recovery failed: {recovery}"
     if info.retry_after is not None and cls in (ThrottledError, PairRateLimitedError):
@@ -183,12 +234,7 @@ def graph_exception(info: GraphErrorInfo, *, endpoint: str, **context: Any) -> W
         message,
         hint=info.advice or None,
         error=info,
-        kind=str(info.kind),
-        graph_code=info.code,
-        graph_subcode=info.subcode,
-        http_status=info.http_status,
         endpoint=endpoint,
-        ambiguous=False,
-        usage=None,
-        **context,
+        phone_number_id=phone_number_id,
+        recovery=recovery,
     )

@@ -16,7 +16,7 @@ next worker redo. Verifications only read and overlap, up to ``scheduler_concurr
 The engine's guarantees hold:
 
 - a crash at any step leaves every credential of the batch at a persisted step, which the
-  engine's :meth:`~permatoken.rotation.RenewalEngine._resume` finishes when the lease expires
+  engine's :meth:`~permatoken.rotation.staged.StagedRotation._resume` finishes when the lease expires
   (``PERMATOKEN_CRASH_AT`` kills the process after each batched step as after each single one);
   promotion and the end of the rotation are one transaction;
 - every step write is fenced by the lease owner: a credential whose lease was lost drops out;
@@ -31,7 +31,6 @@ credential only.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from ..models import Health, TokenVersion, VersionMeta, VersionState
 from ..notify import notices as nt
 from ..policy import retry_delay
 from ..rotation import RotationStep, _crash_point, meta_from_debug, plan_next
+from ..rotation.inspection import canary_call
 from ..store import batch as sb
 from .batch_steps import Item, Steps, _detail
 from .budgets import costs
@@ -99,8 +99,7 @@ class BatchRenewal(Steps):
             ):
                 rest.append(c)  # the one-by-one path re-checks, resumes or skips it
                 continue
-            with self.engine._locks_guard:
-                lock = self.engine._locks.setdefault(c.name, threading.Lock())
+            lock = self.engine.locks.lock_for(c.name)
             if not lock.acquire(blocking=False):
                 rest.append(c)  # an API rotation in this process holds it: _work says busy
                 continue
@@ -175,7 +174,7 @@ class BatchRenewal(Steps):
             return exc
         canary = None
         if result.is_valid and it.cred.options.get("canary"):
-            canary = self.engine._canary(it.cred, token)
+            canary = canary_call(self.engine.graph, it.cred, token, secret)
         return result, canary
 
     def _verified(self, items: list[Item], results: dict[int, Any]) -> list[Item]:

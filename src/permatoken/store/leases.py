@@ -8,7 +8,6 @@ while the writer still holds the lease.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -99,6 +98,14 @@ class LeaseMixin:
                     f"lost the lease on {name!r}; another worker took over", name=name
                 )
 
+    def rotation_detail(self, name: str) -> dict[str, Any] | None:
+        """The detail (attempt, versions, last error) of the rotation step stored on ``name``."""
+        with self.read() as conn:
+            detail: dict[str, Any] | None = conn.execute(
+                sa.select(credentials.c.rotation_detail).where(credentials.c.name == name)
+            ).scalar()
+        return detail
+
     def unfinished_rotations(self) -> list[str]:
         with self.read() as conn:
             return list(
@@ -108,20 +115,3 @@ class LeaseMixin:
                     .order_by(credentials.c.name)
                 ).scalars()
             )
-
-
-class held_lease(AbstractContextManager["held_lease"]):
-    """``with held_lease(store, name, owner, ttl): …`` (raises ConflictError when busy)."""
-
-    def __init__(self, store: LeaseMixin, name: str, owner: str, ttl: float) -> None:
-        self.store, self.name, self.owner, self.ttl = store, name, owner, ttl
-
-    def __enter__(self) -> held_lease:
-        if not self.store.acquire_lease(self.name, self.owner, self.ttl):
-            raise ConflictError(
-                f"{self.name!r} is being worked on by another process", name=self.name
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.release_lease(self.name, self.owner)

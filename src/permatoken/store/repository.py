@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from .._exceptions import (
     AlreadyExistsError,
     ConflictError,
+    CryptoError,
     DecryptionError,
     InputError,
     KmsUnavailableError,
@@ -341,7 +342,7 @@ class Store(LeaseMixin, KeysMixin):
                     detail={"version": 1, "issuer": spec.issuer, "fingerprint": token.fingerprint},
                 )
         except ConflictError as exc:
-            if "name" in str(exc.context.get("constraint", "")).lower():
+            if "name" in (exc.constraint or "").lower():
                 raise AlreadyExistsError(
                     f"credential {name!r} already exists",
                     hint="use `permatoken rotate` or `permatoken remove` first",
@@ -574,7 +575,7 @@ class Store(LeaseMixin, KeysMixin):
                 name=name,
                 version=row["version"],
             ) from exc
-        except PermatokenError as exc:
+        except CryptoError as exc:  # key file or KMS: the same error, naming the credential
             raise type(exc)(
                 f"cannot decrypt {name!r} version {row['version']}: {exc.message}",
                 hint=exc.hint,

@@ -36,7 +36,6 @@ KNOWN_CYCLES: list[tuple[str, ...]] = [
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
 KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
     "permatoken.backup.restore",  # restores rows table by table
-    "permatoken.rotation",  # rotation detail queries
     "permatoken.scheduler.core",
 }
 
@@ -44,7 +43,6 @@ KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
 KNOWN_LONG_MODULES: set[str] = {
     "permatoken.meta.errors",
     "permatoken.meta.graph",
-    "permatoken.rotation",
     "permatoken.scheduler.core",
     "permatoken.server.app",
     "permatoken.store.repository",

@@ -87,7 +87,8 @@ def test_openapi_describes_every_route(live_broker: LiveBroker) -> None:
         "/v1/credentials/{name}/rotate",
         "post",
     ) in routes
-    assert len(routes) == 21
+    assert ("/v1/onboarding/embedded-signup", "post") in routes
+    assert len(routes) == 22
     assert doc["paths"]["/healthz"]["get"]["security"] == []
 
 

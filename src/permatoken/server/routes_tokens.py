@@ -21,7 +21,7 @@ from .cache import CacheEntry
 from .errors import ApiError
 from .reports import REPORT_STATUS, report_failure
 from .schemas import ReportIn
-from .sessions import Session, first
+from .sessions import Session, first, rotation_events
 
 _NO_STORE = "no-store"
 
@@ -163,33 +163,20 @@ async def stream(request: Request) -> Response:
     )
     keepalive = b.config.keepalive
 
+    def ended(exc: ApiError) -> str:
+        # The key was revoked or expired: say so and close (clients stop retrying).
+        return f"event: error\ndata: {json.dumps({'code': exc.code, 'message': exc.message})}\n\n"
+
     async def events() -> AsyncIterator[str]:
         b.metrics.waiters.inc()
-        getter: asyncio.Future[tuple[str, int] | None] | None = None
         try:
             with b.open_session(p) as session:
-                yield "retry: 3000\n: connected\n\n"
-                while not b.closing:
-                    if getter is None:
-                        getter = asyncio.ensure_future(sub.queue.get())
-                    try:
-                        item = await first(session, getter, keepalive)
-                    except ApiError as exc:
-                        # The key was revoked or expired: say so and close (clients stop retrying).
-                        data = json.dumps({"code": exc.code, "message": exc.message})
-                        yield f"event: error\ndata: {data}\n\n"
-                        return
-                    if not getter.done():
-                        yield ": keep-alive\n\n"
-                        continue
-                    getter = None
-                    if item is None:
-                        return
-                    data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
-                    yield f"event: rotation\ndata: {data}\n\n"
+                stream = rotation_events(
+                    session, sub.queue, keepalive=keepalive, closing=lambda: b.closing, ended=ended
+                )
+                async for event in stream:
+                    yield event
         finally:
-            if getter is not None:
-                getter.cancel()
             b.hub.unsubscribe(sub)
             b.metrics.waiters.dec()
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,4 +148,46 @@ async def first(session: Session, waitable: Any, timeout: float | None) -> Any:
     return None
 
 
-__all__ = ["KeySessions", "Session", "ended_error", "first"]
+async def rotation_events(
+    session: Session,
+    queue: asyncio.Queue[tuple[str, int] | None],
+    *,
+    keepalive: float,
+    closing: Callable[[], bool],
+    ended: Callable[[ApiError], str],
+    idle: Callable[[], Awaitable[str | None]] | None = None,
+) -> AsyncIterator[str]:
+    """The server-sent events of one open stream (the API's ``/v1/stream``, the dashboard's live
+    updates): a ``rotation`` event per ``(name, version)`` from ``queue`` (None ends the stream),
+    a keep-alive every ``keepalive`` seconds, and ``ended(exc)`` as the last event when the key's
+    session ends (revoked, expired). ``idle()``, asked at each keep-alive, may end the stream
+    with the event it returns. The caller subscribes and unsubscribes ``queue``."""
+    getter: asyncio.Future[tuple[str, int] | None] | None = None
+    try:
+        yield "retry: 3000\n: connected\n\n"
+        while not closing():
+            if getter is None:
+                getter = asyncio.ensure_future(queue.get())
+            try:
+                item = await first(session, getter, keepalive)
+            except ApiError as exc:  # the session ended: its key was revoked or expired
+                yield ended(exc)
+                return
+            if not getter.done():
+                last = await idle() if idle is not None else None
+                if last is not None:
+                    yield last
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            getter = None
+            if item is None:
+                return
+            data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
+            yield f"event: rotation\ndata: {data}\n\n"
+    finally:
+        if getter is not None:
+            getter.cancel()
+
+
+__all__ = ["KeySessions", "Session", "ended_error", "first", "rotation_events"]

@@ -8,16 +8,13 @@ session ends (checked at every keep-alive), or when the server shuts down.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..server.errors import ApiError
-from ..server.sessions import first
+from ..server.sessions import rotation_events
 from ..store import ui_sessions as us
 from .web import COOKIE, Ui, Viewer, page, wall_now
 
@@ -40,33 +37,25 @@ async def events(ui: Ui, request: Request, viewer: Viewer) -> Response:
     session_id = request.cookies.get(COOKIE, "")
     keepalive = min(b.config.keepalive, max(1.0, ui.settings.session_idle / 2))
 
+    async def idle() -> str | None:
+        if await run_in_threadpool(_still_valid, ui, session_id):
+            return None
+        return 'event: ended\ndata: {"reason":"session"}\n\n'
+
     async def stream() -> AsyncIterator[str]:
-        getter: asyncio.Future[tuple[str, int] | None] | None = None
         try:
             with b.open_session(p) as session:
-                yield "retry: 3000\n: connected\n\n"
-                while not b.closing:
-                    if getter is None:
-                        getter = asyncio.ensure_future(sub.queue.get())
-                    try:
-                        item = await first(session, getter, keepalive)
-                    except ApiError:
-                        yield 'event: ended\ndata: {"reason":"key"}\n\n'
-                        return
-                    if not getter.done():
-                        if not await run_in_threadpool(_still_valid, ui, session_id):
-                            yield 'event: ended\ndata: {"reason":"session"}\n\n'
-                            return
-                        yield ": keep-alive\n\n"
-                        continue
-                    getter = None
-                    if item is None:
-                        return
-                    data = json.dumps({"name": item[0], "version": item[1]}, separators=(",", ":"))
-                    yield f"event: rotation\ndata: {data}\n\n"
+                events = rotation_events(
+                    session,
+                    sub.queue,
+                    keepalive=keepalive,
+                    closing=lambda: b.closing,
+                    ended=lambda exc: 'event: ended\ndata: {"reason":"key"}\n\n',
+                    idle=idle,
+                )
+                async for event in events:
+                    yield event
         finally:
-            if getter is not None:
-                getter.cancel()
             b.hub.unsubscribe(sub)
 
     return StreamingResponse(

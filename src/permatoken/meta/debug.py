@@ -21,15 +21,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 from ..models import instant_from_unix
 from ._body import decode_body
-from .errors import (
-    DEATH_ADVICE,
-    DEATH_REASONS,
-    ErrorKind,
-    GraphErrorInfo,
-    TokenDeath,
-    classify_graph_error,
-    graph_error,
-)
+from .error_codes import DEATH_ADVICE, DEATH_REASONS
+from .errors import ErrorKind, GraphErrorInfo, TokenDeath, classify_graph_error, graph_error
 
 __all__ = [
     "DebugTokenResult",

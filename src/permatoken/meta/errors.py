@@ -4,7 +4,8 @@ Meta's advice is to act on ``code``, not on the HTTP status or the subcode, and 
 prove it (reference §10): 190 has come back as 400 and 401, throttles as 400 or 429, codes 1
 and 2 as 500, and a 502 with an HTML page. So :func:`classify_graph_error` reads the code
 (from ``code``, or ``(#613)`` / ``(# 613)`` in the message when the field is missing) and uses
-the HTTP status only when no code can be found at all.
+the HTTP status only when no code can be found at all. The codes, subcodes and message texts
+behind each row are data in :mod:`permatoken.meta.error_codes`.
 
 =========================================  =====================  ============================
 code                                       kind                   note
@@ -30,7 +31,6 @@ unknown code with ``is_transient: true``
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,43 +39,34 @@ from typing import TYPE_CHECKING, Any, Final
 from .._exceptions import GraphError
 from .._secret import redact
 from ._body import as_error_object, decode_body
+from .error_codes import (
+    BAD_REQUEST_CODES,
+    CLIENT_SECRET,
+    CODE_PREFIX,
+    DEAD_CODES,
+    DEFAULT_THROTTLE_HINT,
+    DEFAULT_TRANSIENT_HINT,
+    PAIR_HINT,
+    PAIR_RATE_LIMITED_CODE,
+    PERMISSION_CODES,
+    RETRYABLE,
+    THROTTLE_HINTS,
+    TOKEN_2500,
+    TRANSIENT_HINTS,
+    WRONG_KIND,
+    ErrorKind,
+    TokenDeath,
+    advice_for,
+    death_for,
+)
+from .error_codes import DEATH_ADVICE as DEATH_ADVICE  # re-exported for older imports
+from .error_codes import DEATH_REASONS as DEATH_REASONS
 from .usage import parse_usage
 
 if TYPE_CHECKING:
     from .usage import Usage
 
 __all__ = ["ErrorKind", "GraphErrorInfo", "TokenDeath", "classify_graph_error", "graph_error"]
-
-
-class ErrorKind(enum.StrEnum):
-    TOKEN_DEAD = "token_dead"  # noqa: S105
-    WRONG_TOKEN_KIND = "wrong_token_kind"  # noqa: S105
-    PERMISSION = "permission"
-    THROTTLED = "throttled"
-    PAIR_RATE_LIMITED = "pair_rate_limited"
-    TRANSIENT = "transient"
-    BAD_REQUEST = "bad_request"
-    UNKNOWN = "unknown"
-
-
-class TokenDeath(enum.StrEnum):
-    """Why Meta says a token is dead. None of these can be renewed with the same token."""
-
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    INVALIDATED = "invalidated"
-    APP_NOT_INSTALLED = "app_not_installed"
-    PASSWORD_CHANGED = "password_changed"  # noqa: S105
-    LOGGED_OUT = "logged_out"
-    CHECKPOINTED = "checkpointed"
-    UNCONFIRMED = "unconfirmed"
-    UNPARSEABLE = "unparseable"
-    UNKNOWN = "unknown"
-
-
-_RETRYABLE: Final = frozenset(
-    {ErrorKind.THROTTLED, ErrorKind.PAIR_RATE_LIMITED, ErrorKind.TRANSIENT}
-)
 
 
 @dataclass(frozen=True)
@@ -104,7 +95,7 @@ class GraphErrorInfo:
 
     @property
     def retryable(self) -> bool:
-        return self.kind in _RETRYABLE
+        return self.kind in RETRYABLE
 
     def describe(self) -> str:
         """One line for humans: the message with its code, subcode and HTTP status."""
@@ -117,140 +108,6 @@ class GraphErrorInfo:
         return f"{self.kind}: {self.message}{suffix}"
 
 
-_THROTTLE_HINTS: Final[Mapping[int, float]] = {
-    4: 60.0,
-    17: 60.0,
-    32: 60.0,
-    613: 60.0,
-    80007: 60.0,
-    80008: 60.0,
-    130429: 5.0,
-    131048: 60.0,
-    133016: 300.0,
-}
-_TRANSIENT_HINTS: Final[Mapping[int, float]] = {
-    1: 2.0,
-    2: 2.0,
-    131000: 2.0,
-    131016: 5.0,
-    131057: 60.0,
-}
-_PAIR_HINT: Final = 6.0  # one message per 6 s to the same user (reference §3.7)
-_DEFAULT_TRANSIENT_HINT: Final = 2.0
-_DEFAULT_THROTTLE_HINT: Final = 60.0
-
-_DEAD_CODES: Final = frozenset({190, 102, 104, 0, 452})
-#: 2500 is Graph's "OAuthException" for a bad path as well as for a missing token: only the
-#: latter says anything about the token (a wrong URL must never trigger a renewal).
-_TOKEN_2500: Final = re.compile(r"access token", re.I)
-_PERMISSION_CODES: Final = frozenset({3, 10, 368, 131005, 131031})
-_BAD_REQUEST_CODES: Final = frozenset({100, 101, 135000})
-
-_SUBCODE_DEATH: Final[Mapping[int, TokenDeath]] = {
-    458: TokenDeath.APP_NOT_INSTALLED,
-    459: TokenDeath.CHECKPOINTED,
-    460: TokenDeath.PASSWORD_CHANGED,
-    463: TokenDeath.EXPIRED,
-    464: TokenDeath.UNCONFIRMED,
-    466: TokenDeath.REVOKED,
-    467: TokenDeath.LOGGED_OUT,
-    492: TokenDeath.INVALIDATED,
-}
-# Subcodes go missing in real responses; the English message text is the second opinion.
-_MESSAGE_DEATH: Final = (
-    (re.compile(r"session has expired|token.{0,20}expired|has expired", re.I), TokenDeath.EXPIRED),
-    (
-        re.compile(r"has not authorized application|not installed", re.I),
-        TokenDeath.APP_NOT_INSTALLED,
-    ),
-    (
-        re.compile(r"changed (?:their|the) password|changed the session", re.I),
-        TokenDeath.PASSWORD_CHANGED,
-    ),
-    (re.compile(r"logged out", re.I), TokenDeath.LOGGED_OUT),
-    (re.compile(r"follow the instructions|checkpoint", re.I), TokenDeath.CHECKPOINTED),
-    (re.compile(r"unconfirmed", re.I), TokenDeath.UNCONFIRMED),
-    (re.compile(r"revoked|invalidated (?:explicitly|through|via|using)", re.I), TokenDeath.REVOKED),
-    (re.compile(r"cannot parse access token|malformed access token", re.I), TokenDeath.UNPARSEABLE),
-    (
-        re.compile(r"session (?:is invalid|has been invalidated)|invalid session", re.I),
-        TokenDeath.INVALIDATED,
-    ),
-)
-_WRONG_KIND: Final = re.compile(
-    r"must be called with an? [\w ]*access token|debug only access token", re.I
-)
-_CLIENT_SECRET: Final = re.compile(r"client secret", re.I)
-
-DEATH_REASONS: Final[Mapping[TokenDeath, str]] = {
-    TokenDeath.EXPIRED: "it has expired",
-    TokenDeath.REVOKED: "it was revoked",
-    TokenDeath.INVALIDATED: "Meta invalidated its session",
-    TokenDeath.APP_NOT_INSTALLED: "the app is no longer installed for its user or business",
-    TokenDeath.PASSWORD_CHANGED: "the user changed their password or Meta reset the session",
-    TokenDeath.LOGGED_OUT: "the user logged out",
-    TokenDeath.CHECKPOINTED: "Meta put the user account on a security checkpoint",
-    TokenDeath.UNCONFIRMED: "the user account is not confirmed",
-    TokenDeath.UNPARSEABLE: "Meta cannot parse it",
-    TokenDeath.UNKNOWN: "Meta rejected it",
-}
-DEATH_ADVICE: Final[Mapping[TokenDeath, str]] = {
-    TokenDeath.EXPIRED: (
-        "An expired token can never be renewed: mint a new one with another valid admin or "
-        "system-user token (`--issuer meta-system-mint`), or generate a new one in Business "
-        "Settings → System users"
-    ),
-    TokenDeath.REVOKED: "Generate or mint a new token; a revoked token never works again",
-    TokenDeath.INVALIDATED: "Generate or mint a new token",
-    TokenDeath.APP_NOT_INSTALLED: (
-        "Re-install the app for the system user (or ask the client business to reconnect it "
-        "through Embedded Signup), then generate a new token"
-    ),
-    TokenDeath.PASSWORD_CHANGED: (
-        "Log in again and generate a new token; a system-user token does not depend on a password"
-    ),
-    TokenDeath.LOGGED_OUT: (
-        "Generate a new token; a system-user token does not end when someone logs out"
-    ),
-    TokenDeath.CHECKPOINTED: (
-        "Log in at www.facebook.com, follow the instructions, then generate a new token"
-    ),
-    TokenDeath.UNCONFIRMED: "Confirm the account at www.facebook.com, then generate a new token",
-    TokenDeath.UNPARSEABLE: (
-        "Check the stored value (cut-off copy, quotes, whitespace) and add the full token again"
-    ),
-    TokenDeath.UNKNOWN: "Run `permatoken inspect` to see why, then generate or mint a new token",
-}
-_KIND_ADVICE: Final[Mapping[ErrorKind, str]] = {
-    ErrorKind.WRONG_TOKEN_KIND: (
-        "The call needs another kind of token (for example the app token for debug_token); "
-        "the token itself may be fine"
-    ),
-    ErrorKind.PERMISSION: (
-        "Grant the missing permission or asset: assign the WABA and the app to the system user "
-        "in Business Settings and generate a token with whatsapp_business_management and "
-        "whatsapp_business_messaging"
-    ),
-    ErrorKind.THROTTLED: "Slow down and retry later; do not refresh the token",
-    ErrorKind.PAIR_RATE_LIMITED: (
-        "Too many messages to this recipient; retry this one later, others are unaffected"
-    ),
-    ErrorKind.TRANSIENT: "Retry a few times with backoff",
-    ErrorKind.BAD_REQUEST: "Fix the request or the configuration; retrying will not help",
-    ErrorKind.UNKNOWN: "Not retried automatically; check Meta's status page and the message",
-}
-_SPECIFIC_ADVICE: Final = (
-    (re.compile(r"client secret", re.I), "Check the app secret stored for this app"),
-    (
-        re.compile(r"appsecret_proof", re.I),
-        "Register the app secret so permatoken signs calls with appsecret_proof",
-    ),
-    (
-        re.compile(r"did not match the viewing app", re.I),
-        "The token belongs to another app: inspect it with that app's id and secret",
-    ),
-)
-_PREFIX: Final = re.compile(r"\(#\s*(-?\d+)\)")
 _MAX_MESSAGE: Final = 500
 
 
@@ -296,22 +153,22 @@ def _retry_after_header(value: str | None) -> float | None:
 
 def _kind_for_code(code: int, message: str, is_transient: bool | None) -> ErrorKind:
     if code == 2500:
-        return ErrorKind.TOKEN_DEAD if _TOKEN_2500.search(message) else ErrorKind.BAD_REQUEST
-    if code in _DEAD_CODES:
-        return ErrorKind.WRONG_TOKEN_KIND if _WRONG_KIND.search(message) else ErrorKind.TOKEN_DEAD
-    if code == 1 and _CLIENT_SECRET.search(message):
+        return ErrorKind.TOKEN_DEAD if TOKEN_2500.search(message) else ErrorKind.BAD_REQUEST
+    if code in DEAD_CODES:
+        return ErrorKind.WRONG_TOKEN_KIND if WRONG_KIND.search(message) else ErrorKind.TOKEN_DEAD
+    if code == 1 and CLIENT_SECRET.search(message):
         return ErrorKind.BAD_REQUEST
-    if code in _THROTTLE_HINTS:
+    if code in THROTTLE_HINTS:
         return ErrorKind.THROTTLED
-    if code == 131056:
+    if code == PAIR_RATE_LIMITED_CODE:
         return ErrorKind.PAIR_RATE_LIMITED
-    if code in _TRANSIENT_HINTS:
+    if code in TRANSIENT_HINTS:
         return ErrorKind.TRANSIENT
-    if code in _PERMISSION_CODES or 200 <= code <= 299:
+    if code in PERMISSION_CODES or 200 <= code <= 299:
         return ErrorKind.PERMISSION
     if code == -1:
         return ErrorKind.UNKNOWN  # has been a client bug; never succeeds on retry
-    if code in _BAD_REQUEST_CODES or 130000 <= code <= 133999:
+    if code in BAD_REQUEST_CODES or 130000 <= code <= 133999:
         return ErrorKind.BAD_REQUEST
     if is_transient:
         return ErrorKind.TRANSIENT
@@ -332,30 +189,10 @@ def _kind_for_status(status: int, www_authenticate: str) -> ErrorKind:
     return ErrorKind.UNKNOWN
 
 
-def _death(subcode: int | None, message: str, code: int | None) -> TokenDeath:
-    if subcode is not None and subcode in _SUBCODE_DEATH:
-        return _SUBCODE_DEATH[subcode]
-    for pattern, death in _MESSAGE_DEATH:
-        if pattern.search(message):
-            return death
-    if code == 190 and re.search(r"invalid oauth access token", message, re.I):
-        return TokenDeath.INVALIDATED
-    return TokenDeath.UNKNOWN
-
-
-def _advice(kind: ErrorKind, death: TokenDeath | None, message: str) -> str:
-    if death is not None:
-        return DEATH_ADVICE[death]
-    for pattern, advice in _SPECIFIC_ADVICE:
-        if pattern.search(message):
-            return advice
-    return _KIND_ADVICE[kind]
-
-
 def _retry_after(
     kind: ErrorKind, code: int | None, headers: Mapping[str, str], regain: float | None
 ) -> float | None:
-    if kind not in _RETRYABLE:
+    if kind not in RETRYABLE:
         return None
     if regain:
         return regain
@@ -363,12 +200,12 @@ def _retry_after(
     if header is not None:
         return header
     if kind is ErrorKind.PAIR_RATE_LIMITED:
-        return _PAIR_HINT
-    if code is not None and code in _THROTTLE_HINTS and kind is ErrorKind.THROTTLED:
-        return _THROTTLE_HINTS[code]
-    if code is not None and code in _TRANSIENT_HINTS:
-        return _TRANSIENT_HINTS[code]
-    return _DEFAULT_THROTTLE_HINT if kind is ErrorKind.THROTTLED else _DEFAULT_TRANSIENT_HINT
+        return PAIR_HINT
+    if code is not None and code in THROTTLE_HINTS and kind is ErrorKind.THROTTLED:
+        return THROTTLE_HINTS[code]
+    if code is not None and code in TRANSIENT_HINTS:
+        return TRANSIENT_HINTS[code]
+    return DEFAULT_THROTTLE_HINT if kind is ErrorKind.THROTTLED else DEFAULT_TRANSIENT_HINT
 
 
 def classify_graph_error(
@@ -390,7 +227,7 @@ def classify_graph_error(
     message_for_match = raw_message if isinstance(raw_message, str) else ""
     code = _to_int(error.get("code")) if error else None
     if code is None and message_for_match:
-        match = _PREFIX.search(message_for_match)
+        match = CODE_PREFIX.search(message_for_match)
         code = int(match.group(1)) if match else None
     subcode = _to_int(error.get("error_subcode", error.get("subcode"))) if error else None
     is_transient = _to_bool(error.get("is_transient")) if error else None
@@ -402,7 +239,7 @@ def classify_graph_error(
     else:
         kind = _kind_for_status(status, lowered.get("www-authenticate", ""))
 
-    death = _death(subcode, message_for_match, code) if kind is ErrorKind.TOKEN_DEAD else None
+    death = death_for(subcode, message_for_match, code) if kind is ErrorKind.TOKEN_DEAD else None
     error_data = error.get("error_data") if error else None
     details = None
     if isinstance(error_data, Mapping):
@@ -427,7 +264,7 @@ def classify_graph_error(
         fbtrace_id=trace,
         death=death,
         renewable=kind is not ErrorKind.TOKEN_DEAD,
-        advice=_advice(kind, death, message_for_match),
+        advice=advice_for(kind, death, message_for_match),
         type=error_type if isinstance(error_type, str) else None,
         details=details,
     )

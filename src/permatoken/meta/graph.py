@@ -1,16 +1,16 @@
 """Thin I/O over the Graph endpoints: :class:`GraphClient` (sync) and :class:`AsyncGraphClient`.
 
 Both share :class:`BaseGraphClient`, which turns a :class:`~permatoken.meta.endpoints.GraphCall`
-into httpx arguments and an httpx response into a payload or a :class:`GraphError`; the two
-subclasses only send. Every error, including transport failures, is a :class:`GraphError`
-whose ``error`` attribute is a :class:`GraphErrorInfo`. A failure after the request may have
+into httpx arguments and an httpx response into a payload or a :class:`GraphError` (what an
+answer means is decided without I/O in :mod:`permatoken.meta.answers`); the two subclasses only
+send. Every error, including transport failures, is a :class:`GraphError` whose ``error``
+attribute is a :class:`GraphErrorInfo`. A failure after the request may have
 reached Meta (a read timeout, a dropped connection) sets ``ambiguous=True``: a mint or a
 refresh may have happened. The usage headers of the latest response are in ``last_usage``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,10 +21,11 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from .._exceptions import GraphError
-from .._secret import Secret, redact
+from .._secret import Secret
 from ..graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
 from . import endpoints as ep
-from ._body import decode_body
+from ._logs import guard_httpx_logs
+from .answers import read_answer, scrub, transport_failure
 from .bounded import (
     BAD_READS,
     MAX_RESPONSE_BYTES,
@@ -32,12 +33,10 @@ from .bounded import (
     BoundedResponse,
     aread_bounded,
     bad_read_info,
-    json_content_type,
     read_bounded,
-    unexpected_answer,
 )
 from .debug import DebugTokenResult
-from .errors import ErrorKind, GraphErrorInfo, classify_graph_error, graph_error
+from .errors import GraphErrorInfo, graph_error
 from .usage import Usage, parse_usage
 
 __all__ = ["AsyncGraphClient", "BaseGraphClient", "GraphClient"]
@@ -46,34 +45,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 15.0
 log = logging.getLogger(__name__)
 
-
-def _guard_httpx_logs() -> None:
-    """httpx logs every request URL at INFO, and Meta's GET endpoints carry tokens and secrets
-    in the query (``input_token``, ``fb_exchange_token``, ``client_secret``). A logger-level
-    filter redacts them in whatever handlers the application configured. A logger's filters see
-    only the records of that logger, not its children's: httpcore logs through its modules'
-    loggers (``httpcore.http11`` logs response headers, where Meta may echo a token), so each is
-    named."""
-    from .._secret import RedactingFilter
-
-    for name in (
-        "httpx",
-        "httpcore",
-        "httpcore.connection",
-        "httpcore.http11",
-        "httpcore.http2",
-        "httpcore.proxy",
-        "httpcore.socks",
-    ):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-            logger.addFilter(RedactingFilter())
-
-
-_guard_httpx_logs()
-
-# Failures where the request cannot have been sent: safe to retry without doubling anything.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+guard_httpx_logs()  # before any client exists, so no request is ever logged unredacted
 
 
 class BaseGraphClient:
@@ -138,27 +110,9 @@ class BaseGraphClient:
         usage = parse_usage(response.headers)
         self.last_usage = usage
         log.debug("%s -> %s", self._where(request), response.status_code)
-        payload, fallback = decode_body(response.content)
-        failed = response.status_code >= 400 or (
-            isinstance(payload, dict) and isinstance(payload.get("error"), dict | str)
-        )
-        if failed:
-            info = classify_graph_error(response.status_code, response.headers, response.content)
+        payload, info = read_answer(response)
+        if info is not None:
             raise self._error(request, info, usage=usage)
-        problem = None
-        if json_content_type(response.headers) is False:
-            kind = response.headers.get("content-type", "").split(";")[0]
-            problem = f"a {response.status_code} answer of type {kind}, not JSON"
-        elif not 200 <= response.status_code < 300:
-            problem = f"an unexpected HTTP {response.status_code}"
-        elif payload is None:
-            # Never the body itself: a 200 with a raw token in it must not reach a log.
-            ambiguous = fallback is not None and fallback.startswith("ambiguous")
-            problem = fallback if ambiguous else "the response body is not JSON"
-        if problem is not None:
-            raise self._error(
-                request, unexpected_answer(problem, response.status_code), usage=usage
-            )
         return payload
 
     def _error(
@@ -169,7 +123,7 @@ class BaseGraphClient:
         usage: Usage | None = None,
         ambiguous: bool = False,
     ) -> GraphError:
-        info = _scrub(info, request.secret_values())
+        info = scrub(info, request.secret_values())
         message = f"{self._where(request)} failed: {info.describe()}"
         return graph_error(info, message, endpoint=request.path, ambiguous=ambiguous, usage=usage)
 
@@ -179,31 +133,8 @@ class BaseGraphClient:
         return self._error(request, info, ambiguous=ambiguous)
 
     def _transport_error(self, request: ep.GraphRequest, exc: httpx.HTTPError) -> GraphError:
-        sent = not isinstance(exc, _NOT_SENT)
-        bad_url = isinstance(exc, httpx.UnsupportedProtocol)
-        kind = ErrorKind.BAD_REQUEST if bad_url else ErrorKind.TRANSIENT
-        detail = redact(str(exc))[:200] or "no detail"
-        info = GraphErrorInfo(
-            kind=kind,
-            code=None,
-            subcode=None,
-            message=f"{type(exc).__name__}: {detail}",
-            http_status=None,
-            advice="Retry with backoff" if kind is ErrorKind.TRANSIENT else "Check the Graph URL",
-        )
-        return self._error(request, info, ambiguous=sent)
-
-
-def _scrub(info: GraphErrorInfo, secrets: list[str]) -> GraphErrorInfo:
-    """Mask the request's own secrets wherever Meta (or a proxy) echoed them back."""
-
-    def clean(text: str) -> str:
-        for value in secrets:
-            text = text.replace(value, "**********")
-        return text
-
-    details = clean(info.details) if info.details is not None else None
-    return dataclasses.replace(info, message=clean(info.message), details=details)
+        info, ambiguous = transport_failure(exc)
+        return self._error(request, info, ambiguous=ambiguous)
 
 
 class GraphClient(BaseGraphClient):

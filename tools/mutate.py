@@ -25,7 +25,7 @@ MODULES = {
     "secret": "permatoken._secret.*",
     "access": "permatoken.access.*",
     "audit": "permatoken.store.audit.*",
-    "errors": "permatoken.meta.errors.*",
+    "errors": "permatoken.meta.error[s_]*",  # errors.py and the tables it reads, error_codes.py
     "auth": "permatoken.client.auth.*",
     "steps": "permatoken.rotation.steps.*",
 }

@@ -1,7 +1,8 @@
 """The ``permatoken`` command: a thin layer over the library.
 
 Errors are :class:`~permatoken.PermatokenError` subclasses; :func:`main` prints them as
-``error: …`` plus a hint and exits with the code in :data:`EXIT_CODES` (never a traceback).
+``error: …`` plus a hint and exits with the code in :data:`EXIT_CODES` (never a traceback); the
+table itself is in :mod:`permatoken.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -13,47 +14,14 @@ from typing import Any
 
 import typer
 
-from .._exceptions import (
-    AlreadyExistsError,
-    AuthError,
-    BackupError,
-    BrokerError,
-    ConfigError,
-    CryptoError,
-    GraphError,
-    InputError,
-    ListenError,
-    NotFoundError,
-    PermatokenError,
-    RotationError,
-    RowsRefusedError,
-    SinkError,
-    StoreError,
-    UpstreamUnreachableError,
-)
+from .._exceptions import PermatokenError
 from .._secret import redact
 from .app import app, err_console
 
-# Most specific first. docs/cli.md documents every code.
-EXIT_CODES: list[tuple[type[PermatokenError], int]] = [
-    (InputError, 2),
-    (NotFoundError, 3),
-    (AlreadyExistsError, 4),
-    (StoreError, 5),
-    (CryptoError, 6),
-    (ConfigError, 7),
-    (UpstreamUnreachableError, 12),
-    (GraphError, 8),
-    (RotationError, 9),
-    (AuthError, 10),
-    (BrokerError, 11),
-    (ListenError, 13),
-    (BackupError, 14),
-    (RowsRefusedError, 15),
-    (SinkError, 16),
-]
-INTERRUPTED = 130
-INTERNAL_ERROR = 70
+# The table lives in cli/exit_codes.py so that command modules can use it without importing this
+# package (which imports them); `from permatoken.cli import EXIT_CODES, exit_code_for` still works.
+from .exit_codes import EXIT_CODES as EXIT_CODES
+from .exit_codes import INTERNAL_ERROR, INTERRUPTED, exit_code_for
 
 # Typer >= 0.2x vendors click (typer._click) and no longer depends on it; older versions use
 # click itself. typer.BadParameter exists in both, and its bases include the right
@@ -61,13 +29,6 @@ INTERNAL_ERROR = 70
 _ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
-
-
-def exit_code_for(exc: PermatokenError) -> int:
-    for cls, code in EXIT_CODES:
-        if isinstance(exc, cls):
-            return code
-    return 1
 
 
 def _import_commands() -> None:

@@ -14,6 +14,7 @@ import typer
 
 from .._exceptions import InputError, PermatokenError, StoreError
 from .app import app, console, err_console, print_json, state
+from .exit_codes import exit_code_for
 
 if TYPE_CHECKING:
     from .._secret import Secret
@@ -187,8 +188,6 @@ def verify(
             passphrase=passphrase,
         )
     except PermatokenError as exc:
-        from . import exit_code_for
-
         if as_json:
             print_json({"ok": False, "path": str(file)} | _reason(exc))
         else:

@@ -222,3 +222,75 @@ async def test_async_client_sends_and_reads_a_phone_number():
         info = await wa.get_phone_number(fields=["display_phone_number"])
     source.close()
     assert info.display_phone_number == "15550783881" and info.throughput_level == "STANDARD"
+
+
+# --- trust_env: the environment is read only when asked (httpx's semantics) --------------------
+
+
+@pytest.fixture
+def graph_env(monkeypatch: pytest.MonkeyPatch, home) -> None:
+    """PERMATOKEN_* settings and a config file that both point somewhere else than Meta."""
+    monkeypatch.setenv("PERMATOKEN_GRAPH_URL", "https://env.test")
+    monkeypatch.setenv("PERMATOKEN_GRAPH_VERSION", "v1.0")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('graph_url = "https://config.test"\n')
+
+
+@pytest.mark.parametrize("trust", [{}, {"trust_env": True}], ids=["default", "explicit"])
+def test_trust_env_reads_the_permatoken_settings_for_what_is_not_given(graph_env, trust):
+    """By default (as in httpx) a missing graph_url/graph_version comes from PERMATOKEN_*."""
+    handler, seen = recorder()
+    source = TokenSource(FakeBackend(), "acme/messaging")
+    with (
+        source,
+        WhatsAppClient(source, "1065", transport=httpx.MockTransport(handler), **trust) as wa,
+    ):
+        wa.send_text("1", "x")
+    assert str(seen[0].url) == "https://env.test/v1.0/1065/messages"
+    assert wa.trust_env is True
+
+
+def test_with_trust_env_an_argument_still_wins_over_the_environment(graph_env):
+    """graph_url given, graph_version read: arguments > environment."""
+    handler, seen = recorder()
+    source = TokenSource(FakeBackend(), "acme/messaging")
+    transport = httpx.MockTransport(handler)
+    with (
+        source,
+        WhatsAppClient(source, "1065", graph_url="https://arg.test", transport=transport) as wa,
+    ):
+        wa.send_text("1", "x")
+    assert str(seen[0].url) == "https://arg.test/v1.0/1065/messages"
+
+
+def test_trust_env_false_ignores_permatoken_settings_and_the_config_file(graph_env):
+    """trust_env=False: Meta's URL and the default version, whatever the environment says."""
+    from permatoken.graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
+
+    handler, seen = recorder()
+    source = TokenSource(FakeBackend(), "acme/messaging")
+    transport = httpx.MockTransport(handler)
+    with source, WhatsAppClient(source, "1065", transport=transport, trust_env=False) as wa:
+        wa.send_text("1", "x")
+    assert str(seen[0].url) == f"{DEFAULT_GRAPH_URL}/{DEFAULT_GRAPH_VERSION}/1065/messages"
+    assert wa.trust_env is False and wa._http.trust_env is False  # httpx's own variables too
+
+
+@pytest.mark.anyio
+async def test_the_async_client_honours_trust_env_false(graph_env):
+    """AsyncWhatsAppClient(trust_env=False) reads no PERMATOKEN_* either."""
+    from permatoken.graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=OK)
+
+    source = TokenSource(FakeBackend(), "acme/messaging")
+    transport = httpx.MockTransport(handler)
+    async with AsyncWhatsAppClient(source, "1065", transport=transport, trust_env=False) as wa:
+        await wa.send_text("1", "x")
+    source.close()
+    assert str(seen[0].url) == f"{DEFAULT_GRAPH_URL}/{DEFAULT_GRAPH_VERSION}/1065/messages"
+    assert wa._http.trust_env is False

@@ -5,6 +5,13 @@ exceptions from the shared Graph classification (:mod:`permatoken.client.errors`
 token is recovered once inside the auth; a throttle never triggers a renewal. A request that
 may have reached Meta without an answer (read timeout, dropped connection) is not repeated
 unless ``retry_ambiguous=True``, because repeating a send can deliver a message twice.
+
+The environment is read only behind ``trust_env``, with httpx's meaning: ``trust_env=True`` (the
+default, as in httpx) takes a ``graph_url`` / ``graph_version`` that is not given from
+permatoken's settings (``PERMATOKEN_GRAPH_URL``, ``PERMATOKEN_GRAPH_VERSION``, or the config file
+``PERMATOKEN_HOME`` / ``PERMATOKEN_CONFIG`` names) and lets httpx read its own variables
+(proxies, ``SSL_CERT_FILE``, ``.netrc``); ``trust_env=False`` reads no environment at all and
+defaults to Meta's Graph URL and permatoken's Graph version.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import anyio
 import httpx
 
 from .._exceptions import InputError
+from ..graph_defaults import DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
 from ..meta.errors import ErrorKind, classify_graph_error
 from .auth import RECOVERY_ERROR, PermatokenAuth
 from .errors import UnexpectedAnswerError, WhatsAppTransportError, graph_exception
@@ -51,13 +59,17 @@ class _WhatsAppBase:
         graph_version: str | None,
         rate_limit: RateLimiter | float | None,
         retry_ambiguous: bool,
+        trust_env: bool,
     ) -> None:
-        if graph_url is None or graph_version is None:
+        if (graph_url is None or graph_version is None) and trust_env:
             from ..settings import load_settings
 
             settings = load_settings()
             graph_url = graph_url or settings.graph_url
             graph_version = graph_version or settings.graph_version
+        graph_url = DEFAULT_GRAPH_URL if graph_url is None else graph_url
+        graph_version = DEFAULT_GRAPH_VERSION if graph_version is None else graph_version
+        self.trust_env = trust_env
         self.base_url = f"{graph_url.rstrip('/')}/{graph_version.strip('/')}"
         self.phone_number_id = phone_number_id
         if isinstance(rate_limit, RateLimiter) or rate_limit is None:
@@ -113,7 +125,11 @@ class _WhatsAppBase:
 
 class WhatsAppClient(_WhatsAppBase):
     """Synchronous client. ``tokens`` is a :class:`TokenSource`; ``rate_limit`` is messages per
-    second per phone number (a number or a :class:`RateLimiter`; None disables pacing)."""
+    second per phone number (a number or a :class:`RateLimiter`; None disables pacing).
+
+    ``trust_env=True`` (default) fills a missing ``graph_url`` / ``graph_version`` from the
+    ``PERMATOKEN_*`` settings and lets httpx read its environment; ``False`` reads none of it
+    (see the module docstring)."""
 
     def __init__(
         self,
@@ -126,12 +142,19 @@ class WhatsAppClient(_WhatsAppBase):
         retry_ambiguous: bool = False,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        trust_env: bool = True,
     ) -> None:
-        super().__init__(phone_number_id, graph_url, graph_version, rate_limit, retry_ambiguous)
+        super().__init__(
+            phone_number_id, graph_url, graph_version, rate_limit, retry_ambiguous, trust_env
+        )
         self.tokens = tokens
         self.auth = PermatokenAuth(tokens)
         self._http = httpx.Client(
-            base_url=self.base_url, auth=self.auth, transport=transport, timeout=timeout
+            base_url=self.base_url,
+            auth=self.auth,
+            transport=transport,
+            timeout=timeout,
+            trust_env=trust_env,
         )
 
     def close(self) -> None:
@@ -262,8 +285,11 @@ class AsyncWhatsAppClient(_WhatsAppBase):
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         limits: httpx.Limits | None = None,
+        trust_env: bool = True,
     ) -> None:
-        super().__init__(phone_number_id, graph_url, graph_version, rate_limit, retry_ambiguous)
+        super().__init__(
+            phone_number_id, graph_url, graph_version, rate_limit, retry_ambiguous, trust_env
+        )
         self.tokens = tokens
         self.auth = PermatokenAuth(tokens)
         limits = limits or httpx.Limits(max_connections=100)
@@ -273,6 +299,7 @@ class AsyncWhatsAppClient(_WhatsAppBase):
             transport=transport,
             timeout=timeout,
             limits=limits,
+            trust_env=trust_env,
         )
         # httpcore's pool rescans its whole queue on every change: with thousands of concurrent
         # sends that is quadratic. Waiting here instead keeps its queue as short as the pool.

@@ -15,11 +15,13 @@ from permatoken.policy import (
     DAY,
     Policy,
     backoff,
+    format_duration,
     next_reminder_at,
     reminder_due,
     renewal_due_at,
     retry_delay,
 )
+from permatoken.timeutil import parse_duration
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 P = Policy(backoff_base=60.0, backoff_cap=3600.0, jitter=0.0)
@@ -125,3 +127,28 @@ def test_the_next_reminder_is_the_next_threshold_not_yet_crossed() -> None:
     assert next_reminder_at(REMIND, NOW + timedelta(hours=12), NOW) is None
     assert next_reminder_at(REMIND, None, NOW) is None
     assert next_reminder_at(Policy(remind_before=()), expires, NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (45, "45s"),
+        (60, "1m"),
+        (90, "1.5m"),
+        (3600, "1h"),
+        (5400, "1.5h"),
+        (86400, "1d"),
+        (14 * 86400, "14d"),
+        (36 * 3600, "1.5d"),
+    ],
+)
+def test_a_duration_is_written_in_its_largest_unit(seconds: float | None, text: str) -> None:
+    """Whole units without decimals, one decimal otherwise; no duration is a dash."""
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [45, 60, 3600, 7 * 86400, 30 * 86400])
+def test_a_whole_duration_reads_back_as_itself(seconds: float) -> None:
+    """What `policy show` prints for whole units reads back through parse_duration unchanged."""
+    assert parse_duration(format_duration(seconds)) == timedelta(seconds=seconds)

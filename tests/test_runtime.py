@@ -34,7 +34,7 @@ def test_with_a_scheduler_the_engine_leases_as_long_as_the_claims(
         assert rt.engine.owner == rt.scheduler.owner == "replica-a"
         assert rt.scheduler.layers is rt.policies
         assert rt.engine.policy_resolver == rt.policies.for_credential
-        assert rt.engine.events is rt.events
+        assert rt.engine.events is rt.events and rt.graph is rt.engine.graph
         assert rt.sinks is None and rt.backups is None
     finally:
         rt.close()

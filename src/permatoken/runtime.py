@@ -59,6 +59,11 @@ class Runtime:
     sinks: SinkWorker | None = None
     backups: BackupSchedule | None = None
 
+    @property
+    def graph(self) -> GraphClient:
+        """The Graph API client the engine was built with (one per process)."""
+        return self.engine.graph
+
     def start_background(self) -> None:
         """Start the sink worker and the backup schedule (the scheduler starts with the API)."""
         if self.backups is not None:

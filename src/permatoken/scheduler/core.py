@@ -5,7 +5,7 @@ A tick claims up to ``batch`` due credentials (:mod:`permatoken.store.claims`: o
 renewal engine under the same owner, which re-takes the lease it already holds. Budgets
 (:mod:`.budgets`) postpone work instead of failing it. The other actions run one by one in due
 order; then the plain renewals of the tick run together (:mod:`.batch`: each step written for
-all of them at once, the same three layers below, about 3 statements a renewal).
+all of them at once, the same three layers, about 3 statements a renewal).
 
 Exactly one renewal per token version rests on three layers (claiming, the re-check in
 :meth:`Scheduler._still_ours`, the engine's fenced steps): the contract is stated with the claim

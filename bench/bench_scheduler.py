@@ -162,13 +162,20 @@ def make_due(store: Any, names: list[str]) -> None:
 def tick(settings: Any, store: Any, path: str, due: int) -> dict[str, float]:
     from permatoken.meta.graph import GraphClient
     from permatoken.rotation import RenewalEngine
-    from permatoken.scheduler import Scheduler
+    from permatoken.scheduler import PolicyLayers, Scheduler
 
     graph = GraphClient(settings.graph_url, settings.graph_version)
-    engine = RenewalEngine(store, graph, owner=f"bench-{path}")
+    policies = PolicyLayers(settings, store)
+    engine = RenewalEngine(
+        store,
+        graph,
+        owner=f"bench-{path}",
+        lease_ttl=settings.scheduler_lease_ttl,
+        policy_resolver=policies.for_credential,
+    )
     if path == "new-c16":
         settings = settings.model_copy(update={"scheduler_obtain_concurrency": 16})
-    sched = Scheduler(settings, store, engine, batch=due, _batched=path != "old")
+    sched = Scheduler(settings, store, engine, policies=policies, batch=due, _batched=path != "old")
     counter = Counter(store.engine)
     started = time.perf_counter()
     report = sched.tick()

@@ -262,7 +262,7 @@ def test_transient_failures_back_off_exponentially_across_restarts(
 def test_a_190_from_the_exchange_for_a_valid_token_is_a_failed_attempt(sandbox, add, world, engine):
     setup_refresh(sandbox, add)
     events: list[tuple[str, dict[str, Any]]] = []
-    engine.on_event.append(lambda kind, name, detail: events.append((kind, detail)))
+    engine.events.subscribe(lambda event: events.append((event.kind, dict(event.detail))))
     sandbox.fault(EXCHANGE, code=190, subcode=463, message="Session has expired")
     out = engine.rotate(NAME_META)
     assert out.status == "failed", out

@@ -76,7 +76,7 @@ def test_a_throttled_refresh_is_deferred_not_failed(sandbox, add, engine, world)
     add(NAME, sandbox.token("system_user_60d"))
     sandbox.advance(45 * DAY)
     events: list[str] = []
-    engine.on_event.append(lambda kind, name, detail: events.append(kind))
+    engine.events.subscribe(lambda event: events.append(event.kind))
     for code in (4, 80007):
         sandbox.fault(EXCHANGE, code=code, message="(#80007) Rate limit hit")
         out = engine.rotate(NAME)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from _waiting import pg_lock_waiters
 from permatoken.meta.graph import GraphClient
 from permatoken.rotation import RenewalEngine, RotationOutcome
-from permatoken.scheduler import Scheduler
+from permatoken.scheduler import PolicyLayers, Scheduler
 from permatoken.scheduler.core import TickReport
 from scheduler.world import DAY, World
 
@@ -43,9 +43,19 @@ class RecordingEngine(RenewalEngine):
 
 def _replica(world: World, owner: str) -> tuple[Scheduler, RecordingEngine]:
     graph = GraphClient(world.sandbox.url, "v25.0", clock=world.state.clock.now)
-    engine = RecordingEngine(world.store, graph, clock=world.clock, owner=owner)
+    policies = PolicyLayers(world.settings, world.store)
+    engine = RecordingEngine(
+        world.store,
+        graph,
+        clock=world.clock,
+        owner=owner,
+        lease_ttl=60,
+        policy_resolver=policies.for_credential,
+    )
     world.engines.append(engine)
-    sched = Scheduler(world.settings, world.store, engine, clock=world.clock, lease_ttl=60)
+    sched = Scheduler(
+        world.settings, world.store, engine, policies=policies, clock=world.clock, lease_ttl=60
+    )
     world.schedulers.append(sched)
     return sched, engine
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from permatoken.meta.graph import GraphClient
 from permatoken.rotation import RenewalEngine
-from permatoken.scheduler import Scheduler
+from permatoken.scheduler import PolicyLayers, Scheduler
 from permatoken.settings import load_settings
 from permatoken.store import open_store
 from permatoken.store.schema import credentials, versions
@@ -102,8 +102,16 @@ def test_tick_cost_follows_due_work_not_stored_credentials(pg_url: str, home: Pa
     clock = ManualClock()
     now = clock.now()
     store = open_store(settings, clock=clock)
-    engine = RenewalEngine(store, GraphClient("http://127.0.0.1:9"), clock=clock, owner="scale")
-    sched = Scheduler(settings, store, engine, clock=clock)
+    policies = PolicyLayers(settings, store)
+    engine = RenewalEngine(
+        store,
+        GraphClient("http://127.0.0.1:9"),
+        clock=clock,
+        owner="scale",
+        lease_ttl=settings.scheduler_lease_ttl,
+        policy_resolver=policies.for_credential,
+    )
+    sched = Scheduler(settings, store, engine, policies=policies, clock=clock)
     raw = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
     try:
         with raw.begin() as conn:

@@ -18,7 +18,7 @@ from permatoken.meta.graph import GraphClient
 from permatoken.models import NewCredential, VersionMeta
 from permatoken.rotation import RenewalEngine, plan_next
 from permatoken.sandbox import SandboxConfig, SandboxState
-from permatoken.scheduler import Scheduler
+from permatoken.scheduler import PolicyLayers, Scheduler
 from permatoken.settings import Settings
 from permatoken.store import Store
 from permatoken.timeutil import from_unix
@@ -65,9 +65,21 @@ class World:
     def advance(self, seconds: float) -> None:
         self.state.clock.advance(seconds)
 
-    def engine(self, owner: str = "test-1", **kw: Any) -> RenewalEngine:
+    def engine(
+        self, owner: str = "test-1", *, policies: PolicyLayers | None = None, **kw: Any
+    ) -> RenewalEngine:
+        """An engine as the runtime builds it: policies resolved in layers from the settings."""
         graph = GraphClient(self.sandbox.url, "v25.0", clock=self.state.clock.now)
-        engine = RenewalEngine(self.store, graph, clock=self.clock, owner=owner, **kw)
+        layers = policies if policies is not None else PolicyLayers(self.settings, self.store)
+        kw.setdefault("lease_ttl", self.settings.scheduler_lease_ttl)
+        engine = RenewalEngine(
+            self.store,
+            graph,
+            clock=self.clock,
+            owner=owner,
+            policy_resolver=layers.for_credential,
+            **kw,
+        )
         self.engines.append(engine)
         return engine
 
@@ -80,8 +92,12 @@ class World:
         **kw: Any,
     ) -> Scheduler:
         conf = self.settings.model_copy(update=settings) if settings else self.settings
+        # Built for each other, as permatoken.runtime does: one lease ttl, one policy resolver.
+        policies = PolicyLayers(conf, self.store)
+        ttl = kw.get("lease_ttl") or conf.scheduler_lease_ttl
+        engine = self.engine(owner, policies=policies, lease_ttl=ttl)
         sched = Scheduler(
-            conf, self.store, self.engine(owner), clock=self.clock, sender=sender, **kw
+            conf, self.store, engine, policies=policies, clock=self.clock, sender=sender, **kw
         )
         self.schedulers.append(sched)
         return sched

@@ -114,7 +114,7 @@ def test_aws_down_during_a_promotion_the_sink_catches_up(
     with back-off; moto back on the same port: exactly one AWS version for the new version"""
     assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
     w = worker(settings, world)
-    engine.on_promote.append(w.wake)
+    engine.events.subscribe_promotions(w.wake)
     moto.kill()
     assert rotate(engine, world, emitted) == 2  # never blocked by the sink
     assert w._wake.is_set()  # the promotion woke the worker

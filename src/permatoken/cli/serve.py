@@ -45,7 +45,7 @@ def serve(
     ] = False,
 ) -> None:
     """Keep every credential alive: scheduler + HTTP API. Stops cleanly on SIGTERM/SIGINT."""
-    from ..service import build_engine
+    from ..runtime import build_runtime
 
     st = state(ctx)
     settings = st.settings
@@ -62,29 +62,14 @@ def serve(
     try:
         # A wrong key must not start, report ready and then fail every read: prove it now.
         store.require_keys()
+        rt = build_runtime(settings, store, owner=owner, scheduler=scheduler, background=scheduler)
     except BaseException:
         store.close()
         raise
-    engine = build_engine(settings, store)
-    if owner:
-        engine.owner = owner
-    sched: Any = None
-    if scheduler:
-        from ..scheduler import Scheduler
-
-        sched = Scheduler(settings, store, engine)
-    backups: Any = None
-    sinks: Any = None
+    engine, sched = rt.engine, rt.scheduler
     try:
-        if scheduler:  # scheduled backups and sinks are background work, like the scheduler's
-            from ..backup.schedule import start_scheduled_backups
-            from ..sinks.worker import start_sink_worker
-
-            backups = start_scheduled_backups(
-                settings, store, owner=engine.owner, clock=store.clock
-            )
-            sinks = start_sink_worker(settings, store, owner=engine.owner, clock=store.clock)
-            engine.on_promote.append(sinks.wake)
+        # Scheduled backups and sinks are background work, like the scheduler's.
+        rt.start_background()
         engine.resume_all()
         if api:
             _serve_api(
@@ -106,11 +91,7 @@ def serve(
         else:
             console.print("nothing to do: both --no-api and --no-scheduler given")
     finally:
-        if sinks is not None:
-            sinks.stop()
-        if backups is not None:
-            backups.stop()
-        engine.close()
+        rt.close()
         store.close()
 
 

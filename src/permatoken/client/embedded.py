@@ -1,7 +1,7 @@
 """Embedded mode: the token source reads a local store and reports through the renewal engine.
 
-No server is involved. Rotations made by this process's engine are seen at once (the engine's
-``on_promote`` listeners); rotations made by other processes sharing the database are seen by
+No server is involved. Rotations made by this process's engine are seen at once (a promotion
+listener on the engine's event bus); rotations made by other processes sharing the database are seen by
 polling the current version number, a one-row read, every ``poll_interval`` seconds.
 Cross-process single-flight is the engine's database lease.
 """
@@ -73,7 +73,7 @@ class EmbeddedBackend:
         self.store, self.engine = store, engine
         self._changed = threading.Condition()
         self._seen = 0
-        engine.on_promote.append(self._promoted)
+        self._unsubscribe = engine.events.subscribe_promotions(self._promoted)
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend(name={self.name!r})"
@@ -123,10 +123,7 @@ class EmbeddedBackend:
         return ReportAnswer(status, outcome.version, token, outcome.message)
 
     def close(self) -> None:
-        try:
-            self.engine.on_promote.remove(self._promoted)
-        except ValueError:
-            pass
+        self._unsubscribe()
         if self._owns_engine:
             self.engine.close()
         if self._owns_store:

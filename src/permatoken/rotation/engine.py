@@ -18,6 +18,7 @@ import httpx
 
 from .._exceptions import GraphError, InputError, NotFoundError, PermatokenError
 from .._secret import Secret, redact
+from ..events import EngineEvent, EventBus, EventKind
 from ..issuers import IssueContext, issuer_for
 from ..meta.debug import DebugTokenResult, Verdict
 from ..meta.graph import GraphClient
@@ -62,7 +63,10 @@ class RenewalEngine(StagedRotation):
         global_policy: dict[str, Any] | None = None,
         policy_resolver: Callable[[Credential], Policy] | None = None,
         rotated_recently: float = 60.0,
+        events: EventBus | None = None,
     ) -> None:
+        """``events`` is where listeners subscribe (built first, see :mod:`permatoken.runtime`);
+        ``lease_ttl`` and ``policy_resolver`` are fixed here, never changed afterwards."""
         self.store = store
         self.graph = graph
         self.http = http or httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0))
@@ -74,14 +78,12 @@ class RenewalEngine(StagedRotation):
         self.rotated_recently = rotated_recently
         self.global_policy = global_policy or {}
         self._fixed_policy = policy
-        #: Resolves the effective policy (global, tenant and credential layers); see service.build_engine.
+        #: Resolves the effective policy (global, tenant and credential layers); see runtime.build_runtime.
         self.policy_resolver = policy_resolver
         #: The in-process lock per credential (the scheduler's batched renewal takes them too).
         self.locks = CredentialLocks()
-        #: Called with (name, version) after every promotion (in-process subscribers).
-        self.on_promote: list[Callable[[str, int], None]] = []
-        #: Called with (event kind, name, detail) for notifications and metrics.
-        self.on_event: list[Callable[[str, str, dict[str, Any]], None]] = []
+        #: Every event and promotion goes out here (notices, metrics, caches, sinks subscribe).
+        self.events = events if events is not None else EventBus()
 
     def __repr__(self) -> str:
         return f"RenewalEngine(owner={self.owner!r})"
@@ -91,6 +93,11 @@ class RenewalEngine(StagedRotation):
         self.graph.close()
 
     # --- policy -------------------------------------------------------------------
+    @property
+    def fixed_policy(self) -> Policy | None:
+        """The one policy given to the constructor for every credential, if any."""
+        return self._fixed_policy
+
     def policy_for(self, cred: Credential) -> Policy:
         if self._fixed_policy is not None:
             return self._fixed_policy
@@ -159,7 +166,7 @@ class RenewalEngine(StagedRotation):
         else:
             health = Health.OK if result.is_valid else Health.INVALID
         self._event(
-            "inspected",
+            EventKind.INSPECTED,
             name,
             {
                 "version": v.version,
@@ -277,7 +284,7 @@ class RenewalEngine(StagedRotation):
                 name, Outcome.NEWER_EXISTS, current.version, expires_at=current.meta.expires_at
             )
         self._event(
-            "failure.reported",
+            EventKind.FAILURE_REPORTED,
             name,
             {"version": version, "code": code, "subcode": subcode, "actor": actor},
         )
@@ -367,7 +374,7 @@ class RenewalEngine(StagedRotation):
                 health=Health.NEEDS_HUMAN,
                 health_reason="the current version was revoked; add or rotate a new one",
             )
-        self._event("version.revoked", name, {"version": v.version})
+        self._event(EventKind.VERSION_REVOKED, name, {"version": v.version})
         return self.store.version(name, v.version)
 
     # --- plumbing -----------------------------------------------------------------
@@ -399,7 +406,7 @@ class RenewalEngine(StagedRotation):
             self.store.update_credential(
                 name, health=Health.FAILING, health_reason=redact(reason)[:500]
             )
-        self._event("rotation.failed", name, {"step": "resume", "reason": reason})
+        self._event(EventKind.ROTATION_FAILED, name, {"step": "resume", "reason": reason})
         return RotationOutcome(name, Outcome.FAILED, message=reason, health=Health.FAILING)
 
     def _holder(self, name: str) -> Callable[[Secret], str | None]:
@@ -431,12 +438,8 @@ class RenewalEngine(StagedRotation):
             current_dead=dead,
         )
 
-    def _event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
-        for listener in list(self.on_event):
-            try:
-                listener(kind, name, detail)
-            except Exception:
-                log.exception("event listener failed for %s", name)
+    def _event(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None:
+        self.events.emit(EngineEvent(kind, name, detail))
 
 
 __all__ = ["CRASH_ENV", "RenewalEngine"]

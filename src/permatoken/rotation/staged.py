@@ -20,6 +20,7 @@ import httpx
 
 from .._exceptions import GraphError, NotFoundError, RotationError
 from .._secret import Secret
+from ..events import EventBus, EventKind
 from ..health import assess
 from ..issuers import IssueContext, Obtained, issuer_for
 from ..issuers.checks import check_obtained
@@ -70,7 +71,7 @@ class StagedRotation:
     clock: Clock
     owner: str
     lease_ttl: float
-    on_promote: list[Callable[[str, int], None]]
+    events: EventBus
 
     if TYPE_CHECKING:
 
@@ -88,7 +89,7 @@ class StagedRotation:
 
         def _holder(self, name: str) -> Callable[[Secret], str | None]: ...
 
-        def _event(self, kind: str, name: str, detail: dict[str, Any]) -> None: ...
+        def _event(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None: ...
 
     def _run(
         self,
@@ -114,7 +115,7 @@ class StagedRotation:
             ttl=self.lease_ttl,
             health=Health.RENEWING,
         )
-        self._event("rotation.started", name, {"reason": reason, "attempt": attempt})
+        self._event(EventKind.ROTATION_STARTED, name, {"reason": reason, "attempt": attempt})
         _crash_point(RotationStep.OBTAINING)
         issuer = issuer_for(cred.issuer)
         try:
@@ -313,7 +314,7 @@ class StagedRotation:
             next_due_at=retry,
             next_action="renew",
         )
-        self._event("rotation.failed", name, {"step": "verify", "reason": why})
+        self._event(EventKind.ROTATION_FAILED, name, {"step": "verify", "reason": why})
         log.warning(
             "%s: the new token failed verification (%s); version %s stays current",
             name,
@@ -359,18 +360,14 @@ class StagedRotation:
             next_action=action,
         )
         _crash_point("finalized")
-        self._event("rotation.completed", name, {"version": number, "previous": prev})
+        self._event(EventKind.ROTATION_COMPLETED, name, {"version": number, "previous": prev})
         log.info(
             "%s: renewed, now version %d, expires %s",
             name,
             number,
             isoformat(new.meta.expires_at) or "never",
         )
-        for listener in list(self.on_promote):
-            try:
-                listener(name, number)
-            except Exception:  # a subscriber must never break a rotation
-                log.exception("promotion listener failed for %s", name)
+        self.events.promoted(name, number)
         return RotationOutcome(
             name,
             Outcome.ROTATED,

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .._exceptions import GraphError, RotationError
+from ..events import EventKind
 from ..health import assess
 from ..issuers import issuer_for
 from ..meta.errors import ErrorKind
@@ -114,9 +115,11 @@ class FailureDecision:
     health_reason: str
 
     @property
-    def event(self) -> str:
+    def event(self) -> EventKind:
         # A throttle is a delay, not a failure: it must not count in failure metrics or notices.
-        return "rotation.deferred" if self.status is Outcome.DEFERRED else "rotation.failed"
+        if self.status is Outcome.DEFERRED:
+            return EventKind.ROTATION_DEFERRED
+        return EventKind.ROTATION_FAILED
 
 
 def decide_failure(

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._exceptions import GraphError, PermatokenError
+from ..events import EventKind
 from ..health import assess
 from ..issuers import issuer_for
 from ..meta.debug import DebugTokenResult
@@ -197,7 +198,7 @@ class BatchRenewal(Steps):
             metas.append((it.id, number, it.meta))
             valid = result.is_valid and canary is not False
             self.engine._event(
-                "inspected",
+                EventKind.INSPECTED,
                 it.name,
                 {
                     "version": number,
@@ -344,13 +345,9 @@ class BatchRenewal(Steps):
             detail: dict[str, Any] = {"version": number, "previous": prev}
             if not every and (it.name, prev) not in troubled:
                 detail["batched"] = True  # nothing for the scheduler to notice
-            self.engine._event("rotation.completed", it.name, detail)
+            self.engine._event(EventKind.ROTATION_COMPLETED, it.name, detail)
             log.info("%s: renewed, now version %d", it.name, number)
-            for listener in list(self.engine.on_promote):
-                try:
-                    listener(it.name, number)
-                except Exception:  # a subscriber must never break a rotation
-                    log.exception("promotion listener failed for %s", it.name)
+            self.engine.events.promoted(it.name, number)
 
 
 __all__ = ["BatchRenewal"]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import GraphError, PermatokenError, RotationError
 from .._secret import Secret
+from ..events import EventKind
 from ..issuers import IssueContext, Obtained, issuer_for
 from ..issuers.checks import check_obtained
 from ..meta.errors import ErrorKind
@@ -113,7 +114,7 @@ class Steps:
             for it in items:
                 if it.id in done:
                     self.engine._event(
-                        "rotation.started",
+                        EventKind.ROTATION_STARTED,
                         it.name,
                         {"reason": "scheduled", "attempt": it.detail["attempt"]},
                     )

@@ -1,34 +1,20 @@
-"""The claim loop: what is due, who works on it, and what happens next.
+"""The tick loop: claim what is due, work on it within budgets, plan what comes next.
 
-Each credential carries ``next_due_at`` and ``next_action`` (renew, inspect, remind, retire).
-A tick claims up to ``batch`` due credentials in one transaction by setting their lease, in
-``next_due_at`` order through its index, so its cost follows the work due rather than the number
-of credentials stored:
+A tick claims up to ``batch`` due credentials (:mod:`permatoken.store.claims`: one transaction,
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a single leader on SQLite). Work runs through the
+renewal engine under the same owner, which re-takes the lease it already holds. Budgets
+(:mod:`.budgets`) postpone work instead of failing it. The other actions run one by one in due
+order; then the plain renewals of the tick run together (:mod:`.batch`: each step written for
+all of them at once, the same three layers, about 3 statements a renewal).
 
-- PostgreSQL: ``SELECT … WHERE next_due_at <= now AND (lease free or expired) ORDER BY
-  next_due_at LIMIT n FOR UPDATE SKIP LOCKED`` then the lease ``UPDATE``: replicas never claim the
-  same row, and a dead replica's claims return when their lease expires.
-- SQLite: one scheduler per database file, enforced by the ``scheduler_leader`` lease row; a
-  second one stands by (and takes over when the first stops or dies).
+Exactly one renewal per token version rests on three layers (claiming, the re-check in
+:meth:`Scheduler._still_ours`, the engine's fenced steps): the contract is stated with the claim
+code, in :mod:`permatoken.store.claims`, and each layer is tested alone in
+``tests/scheduler/test_double_renewal.py``.
 
-Work runs through the renewal engine under the same owner, which re-takes the lease it already
-holds. Budgets (:mod:`.budgets`) postpone work instead of failing it. The other actions run one
-by one in due order; then the plain renewals of the tick run together (:mod:`.batch`: each step
-written for all of them at once, the same three layers below, about 3 statements a renewal).
-
-Exactly one renewal per token version rests on three layers, each sufficient for the failure
-it names and each tested alone in ``tests/scheduler/test_double_renewal.py``:
-
-1. **Claiming** (:meth:`Scheduler.claim`): the due rows are selected ``FOR UPDATE SKIP LOCKED``
-   and leased in the same transaction, so replicas ticking at the same moment take disjoint
-   rows without waiting for each other (a plain SELECT lets both lease the same rows; a plain
-   ``FOR UPDATE`` makes them queue). On SQLite a single leader ticks instead.
-2. **Re-check before work** (:meth:`Scheduler._still_ours`): the lease is re-taken (free,
-   ours, or expired) and the credential must still be due at the version seen at claim time;
-   a claim that outlived its lease (a replica paused past ``lease_ttl``) is dropped unworked.
-3. **The engine** (:meth:`RenewalEngine.rotate`): under its in-process lock and the database
-   lease, ``expected_version`` must still be current, and every step it persists is fenced by
-   the lease owner, so a worker that lost the lease cannot promote.
+What an engine event means for notices is :mod:`.reactions`; reminders are :mod:`.reminders`.
+The scheduler is given an engine built for it (:func:`permatoken.runtime.build_runtime`): one
+lease expiry and one policy resolution for both, never changed here.
 """
 
 from __future__ import annotations
@@ -38,33 +24,32 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from .._exceptions import GraphError, InputError, NotFoundError, PermatokenError
+from .._exceptions import ConfigError, GraphError, InputError, NotFoundError, PermatokenError
 from ..issuers import issuer_for
 from ..meta.errors import ErrorKind
 from ..meta.usage import THROTTLED_DELAY
-from ..models import Credential, Health, TokenVersion, VersionState
-from ..notify import notices as nt
-from ..notify.delivery import Deliverer, Outbox, Sender, channels_for
-from ..policy import Policy, backoff, next_reminder_at, reminder_due
+from ..models import Credential, VersionState
+from ..notify.delivery import Deliverer, Outbox, Sender
+from ..policy import Policy, backoff
 from ..rotation import RenewalEngine, plan_next
 from ..settings import Settings
 from ..store import Store
-from ..store.schema import credentials, versions
-from ..store.schema_scheduler import scheduler_leader
+from ..store import claims as sc
+from ..store.claims import Claim
 from ..timeutil import Clock
 from .budgets import Budgets, Limits, costs
 from .policies import PolicyLayers
+from .reactions import Reactions
+from .reminders import Reminders, current_version
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
-LEADER = "scheduler"
-TROUBLED = (Health.FAILING, Health.NEEDS_HUMAN, Health.INVALID, Health.EXPIRED)
-#: Failure kinds that deserve a notice only when they repeat (one blip is not news).
-_BLIPS = {ErrorKind.TRANSIENT.value, ErrorKind.UNKNOWN.value, "upstream"}
+LEADER = sc.LEADER
 
 
 @dataclass
@@ -87,14 +72,6 @@ class TickReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Claim:
-    name: str
-    action: str | None
-    due: datetime
-    version: int | None
-
-
 class Scheduler:
     """Claims due credentials and works on them; see the module docstring."""
 
@@ -104,6 +81,7 @@ class Scheduler:
         store: Store,
         engine: RenewalEngine,
         *,
+        policies: PolicyLayers | None = None,
         clock: Clock | None = None,
         batch: int | None = None,
         lease_ttl: float | None = None,
@@ -112,7 +90,9 @@ class Scheduler:
         concurrency: int | None = None,
         _batched: bool = True,
     ) -> None:
-        """``_batched=False`` keeps the one-by-one path of earlier releases, for
+        """``engine`` must have been built for this scheduler: with its ``lease_ttl`` and a
+        policy resolver (``policies.for_credential``); a mismatch is refused, never patched.
+        ``_batched=False`` keeps the one-by-one path of earlier releases, for
         ``bench/bench_scheduler.py``'s before/after comparison only."""
         self.settings = settings
         self.store = store
@@ -123,16 +103,29 @@ class Scheduler:
         self.lease_ttl = lease_ttl if lease_ttl is not None else settings.scheduler_lease_ttl
         # The engine re-takes the same lease while it rotates: one expiry for both, so the
         # work of a replica that died returns after ``lease_ttl`` whatever step it died in.
-        engine.lease_ttl = self.lease_ttl
+        if engine.lease_ttl != self.lease_ttl:
+            raise ConfigError(
+                f"the scheduler's lease lasts {self.lease_ttl:g} s but its engine's "
+                f"{engine.lease_ttl:g} s: a claim and the rotation working on it share one lease",
+                hint="build the engine with lease_ttl equal to the scheduler's "
+                "(permatoken.runtime.build_runtime does)",
+                setting="scheduler_lease_ttl",
+            )
+        if engine.fixed_policy is None and engine.policy_resolver is None:
+            raise ConfigError(
+                "the engine resolves policies without the settings and tenant layers the "
+                "scheduler plans with",
+                hint="build the engine with policy_resolver=PolicyLayers(settings, store)"
+                ".for_credential and pass the same layers as policies= "
+                "(permatoken.runtime.build_runtime does)",
+            )
         self.interval = interval if interval is not None else settings.scheduler_interval
         self.concurrency = (
             concurrency if concurrency is not None else settings.scheduler_concurrency
         )
         self.obtain_concurrency = settings.scheduler_obtain_concurrency
         self._batched = _batched
-        self.layers = PolicyLayers(settings, store)
-        if getattr(engine, "_fixed_policy", None) is None and engine.policy_resolver is None:
-            engine.policy_resolver = self.layers.for_credential
+        self.layers = policies if policies is not None else PolicyLayers(settings, store)
         self.budgets = Budgets(
             store,
             Limits(
@@ -147,7 +140,12 @@ class Scheduler:
             store, settings, owner=self.owner, clock=self.clock, sender=sender
         )
         self.events = frozenset(settings.notify_events)
-        engine.on_event.append(self._on_event)
+        self.reminders = Reminders(
+            settings, store, self.outbox, clock=self.clock, events=self.events
+        )
+        self.reactions = Reactions(store, self.reminders, clock=self.clock)
+        # Every rotation of this engine (the API's included) may mean a notice.
+        engine.events.subscribe(self.reactions)
         self.last_tick_at: datetime | None = None
         self.last_report: TickReport | None = None
         self._stop = threading.Event()
@@ -161,30 +159,7 @@ class Scheduler:
     # --- leadership (SQLite) --------------------------------------------------------------
     def _lead(self, now: datetime) -> bool:
         ttl = timedelta(seconds=max(self.lease_ttl, 3 * self.interval))
-        with self.store.write() as conn:
-            row = conn.execute(
-                sa.select(scheduler_leader).where(scheduler_leader.c.name == LEADER)
-            ).first()
-            if row is None:
-                conn.execute(
-                    scheduler_leader.insert().values(
-                        name=LEADER, owner=self.owner[:80], expires_at=now + ttl, acquired_at=now
-                    )
-                )
-                ok, holder = True, self.owner
-            elif row.owner == self.owner[:80] or row.expires_at < now:
-                conn.execute(
-                    scheduler_leader.update()
-                    .where(scheduler_leader.c.name == LEADER)
-                    .values(
-                        owner=self.owner[:80],
-                        expires_at=now + ttl,
-                        **({} if row.owner == self.owner[:80] else {"acquired_at": now}),
-                    )
-                )
-                ok, holder = True, self.owner
-            else:
-                ok, holder = False, row.owner
+        ok, holder = sc.lead(self.store, self.owner, now, ttl)
         if ok != self._leader:
             if ok:
                 log.info("scheduler %s runs this SQLite database", self.owner)
@@ -202,61 +177,17 @@ class Scheduler:
         if self.store.dialect != "sqlite" or not self._leader:
             return
         try:
-            with self.store.write() as conn:
-                conn.execute(
-                    scheduler_leader.delete().where(
-                        scheduler_leader.c.name == LEADER,
-                        scheduler_leader.c.owner == self.owner[:80],
-                    )
-                )
+            sc.resign(self.store, self.owner)
         except PermatokenError:
             log.warning("could not release the scheduler lease; it expires on its own")
         self._leader = None
 
-    # --- claiming ---------------------------------------------------------------------------
+    # --- claiming (the SQL and its contract: permatoken.store.claims) -----------------------
     def claim_query(self, now: datetime) -> sa.Select[Any]:
-        q = (
-            sa.select(
-                credentials.c.id,
-                credentials.c.name,
-                credentials.c.next_action,
-                credentials.c.next_due_at,
-            )
-            .where(
-                credentials.c.next_due_at <= now,
-                sa.or_(credentials.c.lease_owner.is_(None), credentials.c.lease_expires_at < now),
-            )
-            .order_by(credentials.c.next_due_at)
-            .limit(self.batch)
-        )
-        if self.store.dialect == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        return q
+        return sc.claim_query(self.store, now, self.batch)
 
     def claim(self, now: datetime) -> list[Claim]:
-        with self.store.write() as conn:
-            rows = conn.execute(self.claim_query(now)).all()
-            if not rows:
-                return []
-            ids = [r.id for r in rows]
-            conn.execute(
-                credentials.update()
-                .where(credentials.c.id.in_(ids))
-                .values(
-                    lease_owner=self.owner[:80],
-                    lease_expires_at=now + timedelta(seconds=self.lease_ttl),
-                )
-            )
-            current = dict(
-                conn.execute(
-                    sa.select(versions.c.credential_id, versions.c.version).where(
-                        versions.c.credential_id.in_(ids), versions.c.state == "current"
-                    )
-                )
-                .tuples()
-                .all()
-            )
-        return [Claim(r.name, r.next_action, r.next_due_at, current.get(r.id)) for r in rows]
+        return sc.claim(self.store, self.owner, now, batch=self.batch, lease_ttl=self.lease_ttl)
 
     # --- one tick -------------------------------------------------------------------------
     def tick(self) -> TickReport:
@@ -350,7 +281,7 @@ class Scheduler:
         else:
             self.replan(cred.name)
         cred = self.store.get(cred.name)
-        if self._remind(cred, self.layers.for_credential(cred)):
+        if self.reminders.remind(cred, self.layers.for_credential(cred)):
             report.reminded += 1
 
     def _renew(
@@ -435,7 +366,7 @@ class Scheduler:
         cred = self.store.get(name)
         now = self.clock.now()
         policy = self.layers.for_credential(cred)
-        current = _current(self.store, name)
+        current = current_version(self.store, name)
         if current is None:
             due, action = None, None
         else:
@@ -450,142 +381,10 @@ class Scheduler:
                     candidates.append(
                         (max(now, v.state_changed_at + timedelta(seconds=policy.grace)), "retire")
                     )
-            if self._needs_reminders(cred):
-                expires_at = current.meta.expires_at
-                at = next_reminder_at(policy, expires_at, now)
-                if at is not None:
-                    candidates.append((at, "remind"))
-                crossed = reminder_due(policy, expires_at, now)
-                if crossed is not None and not self.outbox.already(
-                    nt.reminder_key(name, current.version, crossed)
-                ):
-                    candidates.append((now, "remind"))
-                if expires_at is not None and not self.outbox.already(
-                    nt.expired_key(name, current.version)
-                ):
-                    # Wake at the expiry itself to say so (the "expired" notice).
-                    candidates.append((max(expires_at, now), "remind"))
+            candidates.extend(self.reminders.wake_times(cred, current, policy, now))
             due, action = min(candidates) if candidates else (None, None)
         self.store.update_credential(name, next_due_at=due, next_action=action)
         return due, action
-
-    def _needs_reminders(self, cred: Credential) -> bool:
-        return not issuer_for(cred.issuer).automatic or cred.health in TROUBLED
-
-    # --- notices --------------------------------------------------------------------------
-    def _remind(self, cred: Credential, policy: Policy) -> bool:
-        """Send the reminder due now for a credential that cannot (or failed to) renew itself,
-        or say once that it has expired."""
-        if not self._needs_reminders(cred):
-            return False
-        current = _current(self.store, cred.name)
-        if current is None:
-            return False
-        now = self.clock.now()
-        automatic = issuer_for(cred.issuer).automatic
-        expires_at = current.meta.expires_at
-        if expires_at is not None and expires_at <= now:
-            return self._send_expired(cred, current.version, expires_at, now)
-        threshold = reminder_due(policy, expires_at, now)
-        if threshold is None or expires_at is None:
-            return False
-        if nt.NoticeEvent.REMINDER.value not in self.events:
-            return False
-        notice = nt.reminder(
-            cred.name,
-            cred.tenant,
-            current.version,
-            expires_at=expires_at,
-            threshold=threshold,
-            now=now,
-            automatic=automatic,
-            reason=cred.health_reason if automatic else None,
-        )
-        return self._send(notice, cred)
-
-    def _send_expired(
-        self, cred: Credential, version: int, expires_at: datetime, now: datetime
-    ) -> bool:
-        automatic = issuer_for(cred.issuer).automatic
-        notice = nt.expired(
-            cred.name, cred.tenant, version, expires_at=expires_at, now=now, automatic=automatic
-        )
-        return self._send(notice, cred)
-
-    def _send(self, notice: nt.Notice, cred: Credential) -> bool:
-        if notice.event.value not in self.events:
-            return False
-        return self.outbox.enqueue(notice, channels_for(self.settings, cred.tenant, cred.options))
-
-    def _on_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
-        """Engine events → notices (called on the engine's thread; only records, never sends)."""
-        if kind not in ("rotation.failed", "rotation.completed", "inspected"):
-            return
-        if detail.get("batched"):
-            return  # a batched renewal that already found nothing to notice (see batch.py)
-        try:
-            cred = self.store.get(name)
-        except NotFoundError:
-            return
-        current = _current(self.store, name)
-        version = current.version if current else 0
-        expires = current.meta.expires_at if current else None
-        now = self.clock.now()
-        if kind == "rotation.failed":
-            fkind = str(detail.get("kind") or "")
-            if fkind == ErrorKind.THROTTLED.value:
-                return  # a throttle is a delay, not a failure
-            reason = str(detail.get("reason") or cred.health_reason or "unknown error")
-            if detail.get("needs_human"):
-                self._send(
-                    nt.needs_human(
-                        name, cred.tenant, version, reason=reason, expires_at=expires, now=now
-                    ),
-                    cred,
-                )
-            elif fkind not in _BLIPS or int(detail.get("attempt") or 1) >= 2:
-                self._send(
-                    nt.renewal_failed(
-                        name,
-                        cred.tenant,
-                        version,
-                        reason=reason,
-                        kind=fkind or None,
-                        expires_at=expires,
-                        retry_at=cred.next_due_at,
-                        now=now,
-                    ),
-                    cred,
-                )
-        elif kind == "rotation.completed":
-            number = int(detail.get("version") or version)
-            prev = detail.get("previous")
-            if prev is not None and self.outbox.has_event(name, int(prev), nt.TROUBLE):
-                self._send(
-                    nt.recovered(name, cred.tenant, number, expires_at=expires, now=now), cred
-                )
-            self._send(
-                nt.renewed(name, cred.tenant, number, previous=prev, expires_at=expires, now=now),
-                cred,
-            )
-        elif kind == "inspected":
-            number = int(detail.get("version") or version)
-            if number != version:
-                return  # a pending version being verified is not news
-            if not detail.get("valid") and expires is not None and expires <= now:
-                # Invalid because it expired: the one "expired" notice says it (and says how).
-                self._send_expired(cred, number, expires, now)
-            elif not detail.get("valid"):
-                self._send(
-                    nt.token_invalid(
-                        name, cred.tenant, number, verdict=detail.get("verdict"), now=now
-                    ),
-                    cred,
-                )
-            elif self.outbox.has_event(name, number, [nt.NoticeEvent.TOKEN_INVALID.value]):
-                self._send(
-                    nt.recovered(name, cred.tenant, number, expires_at=expires, now=now), cred
-                )
 
     # --- running --------------------------------------------------------------------------
     def run_until(self, stop: threading.Event) -> None:
@@ -632,13 +431,6 @@ class Scheduler:
     @property
     def alive(self) -> bool:
         return self._running or (self._thread is not None and self._thread.is_alive())
-
-
-def _current(store: Store, name: str) -> TokenVersion | None:
-    try:
-        return store.version(name)
-    except NotFoundError:
-        return None
 
 
 __all__ = ["Claim", "Scheduler", "TickReport"]

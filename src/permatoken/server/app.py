@@ -479,8 +479,11 @@ async def start(b: Broker) -> None:
     loop = asyncio.get_running_loop()
     b.closing = False
     b.hub.bind(loop)
-    b.engine.on_promote.append(b.hub.publish_threadsafe)
-    b.engine.on_event.append(b.metrics.on_engine_event)
+    # Subscribed while the app runs: the engine outlives it (tests build many apps on one).
+    b.subscriptions = [
+        b.engine.events.subscribe_promotions(b.hub.publish_threadsafe),
+        b.engine.events.subscribe(b.metrics.on_engine_event),
+    ]
     tasks = [asyncio.create_task(b.recorder.run(), name="permatoken-audit")]
     poller = EventsPoller(b.store, b.hub, interval=b.config.events_poll_interval)
     tasks.append(asyncio.create_task(poller.run(), name="permatoken-events"))
@@ -506,10 +509,9 @@ async def stop(b: Broker) -> None:
     for task in b.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    with contextlib.suppress(ValueError):
-        b.engine.on_promote.remove(b.hub.publish_threadsafe)
-    with contextlib.suppress(ValueError):
-        b.engine.on_event.remove(b.metrics.on_engine_event)
+    for unsubscribe in b.subscriptions:
+        unsubscribe()
+    b.subscriptions = []
     try:
         await b.recorder.flush()
     except Exception as exc:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from ..access import Action, Principal
+from ..events import Unsubscribe
 from ..rotation import RenewalEngine, RotationOutcome
 from ..settings import Settings
 from ..store import Store
@@ -111,6 +112,8 @@ class Broker:
         self.reports: dict[tuple[str, int], asyncio.Future[RotationOutcome]] = {}
         self.listener: Any = None
         self.tasks: list[asyncio.Task[None]] = []
+        #: Unsubscribes from the engine's events, while the app runs (see ``app.start``).
+        self.subscriptions: list[Unsubscribe] = []
         self._sweeper: asyncio.Task[None] | None = None
         #: Set when the server starts shutting down: waiters return, streams end.
         self.closing = False

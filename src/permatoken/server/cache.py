@@ -1,6 +1,6 @@
 """The per-replica cache of decrypted current tokens, ready-made as response bodies.
 
-An entry is dropped when a promotion is announced (in-process ``engine.on_promote``, PostgreSQL
+An entry is dropped when a promotion is announced (this process's engine, PostgreSQL
 ``NOTIFY``, or the events poll), when the credential is revoked or removed here, and in any
 case after ``ttl`` seconds (default 30), which bounds staleness for changes made by a process
 that announces nothing. Concurrent misses for one name share a single load.

@@ -2,7 +2,8 @@
 
 Three sources feed :meth:`ChangeHub.publish`:
 
-- ``engine.on_promote`` for rotations done by this process (called from a worker thread);
+- the engine's promotions (``engine.events.subscribe_promotions``) for rotations done by this
+  process (called from a worker thread);
 - PostgreSQL ``LISTEN permatoken_versions`` on a dedicated async connection, for every replica;
 - a poll of the ``events`` table (every second by default), which also catches rotations by
   other processes on SQLite, revocations and removals, and anything missed while the LISTEN
@@ -63,7 +64,7 @@ class ChangeHub:
 
     # --- sources --------------------------------------------------------------------------
     def publish_threadsafe(self, name: str, version: int) -> None:
-        """For ``engine.on_promote`` (a worker thread)."""
+        """A promotion listener on the engine's event bus (called on a worker thread)."""
         loop = self.loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):

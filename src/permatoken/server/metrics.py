@@ -15,7 +15,6 @@ renewals, refused keys, waiters, lag) are aggregates and name nothing: everyone 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,17 +26,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..backup.status import LastBackupCollector
+from ..events import EngineEvent, EventKind
 from ..models import Health
 from ..sinks.metrics import SinkLagCollector
 from ..store import Store, fleet
 
-_LABEL = re.compile(r"[a-z0-9_-]{1,24}")
 RENEWAL_RESULTS = ("rotated", "failed", "needs_human", "deferred")
-
-
-def _bounded(value: Any, default: str = "other") -> str:
-    text = str(value).lower() if value is not None else default
-    return text if _LABEL.fullmatch(text) else default
 
 
 Row = tuple[str, str, str, float | None]
@@ -222,16 +216,14 @@ class BrokerMetrics:
         r.register(LastBackupCollector(store))  # names nothing: in every view
         r.register(SinkLagCollector(store))  # per sink kind only: in every view
 
-    def on_engine_event(self, kind: str, name: str, detail: dict[str, Any]) -> None:
-        if kind == "rotation.completed":
-            self.renewals.labels("rotated").inc()
-        elif kind == "rotation.failed":
-            self.renewals.labels("needs_human" if detail.get("needs_human") else "failed").inc()
-        elif kind.startswith("notice."):
-            result = detail.get("result") or (
-                "ok" if kind in ("notice.sent", "notice.delivered") else kind.split(".", 1)[1]
-            )
-            self.notices.labels(_bounded(detail.get("channel")), _bounded(result)).inc()
+    def on_engine_event(self, event: EngineEvent) -> None:
+        """An engine listener (subscribed while the app runs): counts renewals by result."""
+        match event.kind:
+            case EventKind.ROTATION_COMPLETED:
+                self.renewals.labels("rotated").inc()
+            case EventKind.ROTATION_FAILED:
+                result = "needs_human" if event.detail.get("needs_human") else "failed"
+                self.renewals.labels(result).inc()
 
     def render(self, view: View = EVERYTHING) -> bytes:
         if self._scheduler_lag is not None:

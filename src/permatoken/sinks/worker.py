@@ -3,7 +3,7 @@
 A sink is behind while the version it holds differs from its credential's current version
 (:class:`~permatoken.store.sinks.SinkTable`). The worker looks for sinks behind every
 ``sinks.interval`` seconds, and at once when a promotion in this process wakes it
-(:meth:`SinkWorker.wake`, hooked on the renewal engine's ``on_promote``). So a promotion never
+(:meth:`SinkWorker.wake`, subscribed to the renewal engine's promotions). So a promotion never
 waits for a sink (rotation finishes first, delivery follows), and a delivery lost to a crash, an
 outage or a replica that died is found again by the same comparison: nothing to lose.
 

@@ -45,7 +45,6 @@ KNOWN_LONG_MODULES: set[str] = {
     "permatoken.meta.graph",
     "permatoken.scheduler.core",
     "permatoken.server.app",
-    "permatoken.store.repository",
 }
 
 # ----------------------------------------------------------------------------------------------------

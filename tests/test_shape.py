@@ -35,7 +35,6 @@ KNOWN_CYCLES: list[tuple[str, ...]] = [
 
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
 KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
-    "permatoken.backup.restore",  # restores rows table by table
     "permatoken.scheduler.core",
 }
 

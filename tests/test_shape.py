@@ -31,13 +31,11 @@ KNOWN_CYCLES: list[tuple[str, ...]] = []
 
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
 KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {
-    "permatoken.backup.restore",  # restores rows table by table
 }
 
 # Modules longer than MAX_LINES (to be split, one idea per module).
 KNOWN_LONG_MODULES: set[str] = {
     "permatoken.server.app",
-    "permatoken.store.repository",
 }
 
 # ----------------------------------------------------------------------------------------------------

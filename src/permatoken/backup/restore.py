@@ -10,11 +10,12 @@ Order of work, so that a refusal changes nothing:
    ``PERMATOKEN_KEY`` is set, or a key file exists, it must already hold them (it is never
    changed); otherwise they are written to a new key file (mode 0600), which is removed again
    if the load fails.
-4. Load everything in one transaction (:func:`permatoken.store.snapshot.load`): schema created
-   or migrated as needed, rows copied as stored (still sealed), PostgreSQL sequences moved past
-   the loaded ids, the MACs checked again over the bytes actually loaded, then an event and an
-   audit record of the restore appended (the copied audit chain continues, so `audit verify`
-   holds). A failure rolls back all of it.
+4. Load everything in one transaction (:meth:`permatoken.store.restore_target.RestoreTarget.load`
+   over :func:`permatoken.store.snapshot.load`): schema created or migrated as needed, rows
+   copied as stored (still sealed), PostgreSQL sequences moved past the loaded ids, the MACs
+   checked again over the bytes actually loaded, then an event and an audit record of the
+   restore appended (the copied audit chain continues, so `audit verify` holds). A failure
+   rolls back all of it, and a SQLite file the restore created is removed.
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from .._exceptions import CryptoError, KeyFileError
 from .._secret import Secret
 from ..crypto import Keyring, kek_id_of, load_keyring, write_key_file
 from ..settings import Settings
-from ..store import engine as store_engine
 from ..store import snapshot
+from ..store.restore_target import RestoreTarget
 from .stream import BackupReader
 from .verify import Verified, opened, verify_backup
 
@@ -67,43 +66,28 @@ def restore_backup(
 
     verified = verify_backup(path, keyring=target_keys, passphrase=passphrase)
     snapshot.check_revision(verified.header.schema_revision)
-    url = settings.resolved_database_url
-    sqlite_file = _new_sqlite_file(url)
-    engine = store_engine.create_engine(url)
+    target = RestoreTarget(settings.resolved_database_url)
     key_file: Path | None = None
     try:
-        current = snapshot.target_revision(engine, url)
+        target.refuse_data()
         ring = verified.keyring
         if passphrase is not None:
             ring, key_file = _target_keyring(settings, verified)
-        counts = _load(engine, url, path, ring, verified, current, actor)
+        counts = _load(target, path, ring, verified, actor)
     except BaseException:
-        engine.dispose()
+        target.discard()
         if key_file is not None:
             with contextlib.suppress(OSError):
                 key_file.unlink()
-        if sqlite_file is not None:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    Path(str(sqlite_file) + suffix).unlink()
         raise
-    engine.dispose()
+    target.close()
     return RestoreResult(
         path,
-        store_engine.describe_url(url),
+        target.description,
         counts,
         verified.header.schema_revision,
         key_file,
     )
-
-
-def _new_sqlite_file(url: str) -> Path | None:
-    """The SQLite file this restore will create (to remove it again on failure), if any."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() or parsed.database == ":memory:" else path
 
 
 def _target_keyring(settings: Settings, verified: Verified) -> tuple[Keyring, Path | None]:
@@ -137,18 +121,8 @@ def _target_keyring(settings: Settings, verified: Verified) -> tuple[Keyring, Pa
 
 
 def _load(
-    engine: sa.Engine,
-    url: str,
-    path: Path,
-    ring: Keyring,
-    verified: Verified,
-    current: str | None,
-    actor: str,
+    target: RestoreTarget, path: Path, ring: Keyring, verified: Verified, actor: str
 ) -> dict[str, int]:
-    from ..store.audit import AuditLog, AuditRecord
-    from ..store.repository import Store
-
-    store = Store(engine, ring, url=url)
     header = verified.header
     detail = {
         "file": path.name,
@@ -158,7 +132,7 @@ def _load(
         "rows": sum(verified.counts.values()),
     }
 
-    def tables() -> Any:
+    def tables() -> snapshot.TableStream:
         # The file is read again: the MACs of the verified backup are checked again over the
         # bytes loaded here, so a file swapped or changed since the check rolls the load back.
         with opened(path) as (f, size, hdr, head):
@@ -166,19 +140,8 @@ def _load(
             for name, columns, rows in reader.records():
                 yield snapshot.TableLayout(name, tuple(columns)), rows
 
-    def before_commit(conn: sa.Connection) -> None:
-        store.record(conn, "backup.restored", actor=actor, detail=detail)
-        AuditLog(store).append_in(
-            conn, [AuditRecord(actor=actor, action="backup.restored", result="ok", detail=detail)]
-        )
-
-    return snapshot.load(
-        engine,
-        url,
-        revision=header.schema_revision,
-        current=current,
-        tables=tables(),
-        before_commit=before_commit,
+    return target.load(
+        revision=header.schema_revision, tables=tables(), keyring=ring, actor=actor, detail=detail
     )
 
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from .._exceptions import BackupError, SchemaError, StoreNotEmptyError
 from ..crypto import Sealed
 from . import engine as eng
+from .records import aad_app, aad_secret, aad_version
 from .schema import UTCDateTime, metadata
 
 #: Type tags of dumped columns (see :mod:`permatoken.backup.format` for their JSON encoding).
@@ -140,23 +141,22 @@ class SealedColumns:
 def sealed_columns() -> dict[str, SealedColumns]:
     """Every table holding sealed values, with the associated data the repository binds."""
     from .providers import aad_onboarding
-    from .repository import _aad_app, _aad_secret, _aad_version
 
     return {
         "versions": SealedColumns(
             "ciphertext",
             "wrapped_key",
             "kek_id",
-            lambda r: _aad_version(r["credential_id"], r["version"]),
+            lambda r: aad_version(r["credential_id"], r["version"]),
         ),
         "credential_secrets": SealedColumns(
             "ciphertext",
             "wrapped_key",
             "kek_id",
-            lambda r: _aad_secret(r["credential_id"], r["name"]),
+            lambda r: aad_secret(r["credential_id"], r["name"]),
         ),
         "apps": SealedColumns(
-            "secret_ciphertext", "secret_wrapped_key", "secret_kek_id", lambda r: _aad_app(r["id"])
+            "secret_ciphertext", "secret_wrapped_key", "secret_kek_id", lambda r: aad_app(r["id"])
         ),
         "onboardings": SealedColumns(
             "ciphertext", "wrapped_key", "kek_id", lambda r: aad_onboarding(r["code_hash"])

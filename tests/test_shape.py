@@ -44,7 +44,6 @@ KNOWN_LONG_MODULES: set[str] = {
     "permatoken.meta.errors",
     "permatoken.meta.graph",
     "permatoken.scheduler.core",
-    "permatoken.server.app",
     "permatoken.store.repository",
 }
 

@@ -14,8 +14,9 @@ from .._exceptions import NotFoundError
 from ..access import Action
 from .errors import ApiError
 from .guards import check_new_key_grants, key_visible
-from .routes_tokens import _broker, only_params
-from .schemas import KeyIn
+from .openapi import Op, Param
+from .params import broker_of, only_params
+from .schemas import KeyCreatedOut, KeyIn, KeyListOut, KeyOut
 
 
 def _no_key() -> ApiError:
@@ -23,7 +24,7 @@ def _no_key() -> ApiError:
 
 
 async def list_keys(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     keys = await run_in_threadpool(b.keys.list)
@@ -31,7 +32,7 @@ async def list_keys(request: Request) -> Response:
 
 
 async def create_key(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     body = await b.body(request, KeyIn)
@@ -54,7 +55,7 @@ async def create_key(request: Request) -> Response:
 
 
 async def revoke_key(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     key_id = request.path_params["key_id"]
@@ -75,4 +76,35 @@ async def revoke_key(request: Request) -> Response:
     return JSONResponse(key.to_json())
 
 
-__all__ = ["create_key", "list_keys", "revoke_key"]
+OPERATIONS: list[Op] = [
+    Op("get", "/v1/keys", "/v1/keys", list_keys, "API keys (admin).", KeyListOut),
+    Op(
+        "post",
+        "/v1/keys",
+        "/v1/keys",
+        create_key,
+        "Create an API key; the key is in the answer, once (admin).",
+        KeyCreatedOut,
+        status=201,
+        body=KeyIn,
+    ),
+    Op(
+        "delete",
+        "/v1/keys/{key_id}",
+        "/v1/keys/{key_id}",
+        revoke_key,
+        "Revoke an API key (admin).",
+        KeyOut,
+        params=(
+            Param(
+                "key_id",
+                "path",
+                {"type": "string", "minLength": 1, "maxLength": 24},
+                required=True,
+            ),
+        ),
+    ),
+]
+
+
+__all__ = ["OPERATIONS", "create_key", "list_keys", "revoke_key"]

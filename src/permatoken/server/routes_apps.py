@@ -5,8 +5,6 @@ A grant-limited key sees and changes only the apps its credentials use (``guards
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,22 +13,21 @@ from .._secret import Secret, register_secret
 from ..access import Action
 from ..models import App
 from ..store.audit import AuditRecord
-from ..timeutil import isoformat
 from .guards import app_users, app_visible, check_app_change
 from .openapi import MANAGE_ROLES, VIEW_ROLES, Op
 from .params import broker_of, only_params
 from .schemas import AppIn, AppListOut, AppOut
 
 
-def _app_json(a: App) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "name": a.name,
-        "require_app_secret": a.require_app_secret,
-        "kek_id": a.kek_id,
-        "created_at": isoformat(a.created_at),
-        "updated_at": isoformat(a.updated_at),
-    }
+def app_out(a: App) -> AppOut:
+    return AppOut(
+        id=a.id,
+        name=a.name,
+        require_app_secret=a.require_app_secret,
+        kek_id=a.kek_id,
+        created_at=a.created_at,
+        updated_at=a.updated_at,
+    )
 
 
 async def list_apps(request: Request) -> Response:
@@ -41,7 +38,7 @@ async def list_apps(request: Request) -> Response:
     if p.grants:
         users = app_users(await run_in_threadpool(b.store.list_status))
         apps = [a for a in apps if app_visible(p, a, users)]
-    return JSONResponse({"items": [_app_json(a) for a in apps]})
+    return JSONResponse(AppListOut(items=[app_out(a) for a in apps]).model_dump(mode="json"))
 
 
 async def put_app(request: Request) -> Response:
@@ -71,7 +68,7 @@ async def put_app(request: Request) -> Response:
             p.actor, "app.saved", "ok", target=None, source=b.client(request), detail=detail
         )
     )
-    return JSONResponse(_app_json(app))
+    return JSONResponse(app_out(app).model_dump(mode="json"))
 
 
 OPERATIONS: list[Op] = [

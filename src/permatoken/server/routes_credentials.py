@@ -21,9 +21,9 @@ from ..models import (
     validate_name,
     validate_token_value,
 )
+from ..rotation import Inspection, RotationOutcome
 from ..store.audit import AuditRecord
 from ..store.pages import count_credentials, status_page, visible_page
-from ..timeutil import isoformat
 from .broker import Broker
 from .errors import ApiError
 from .guards import options_for_write
@@ -80,18 +80,47 @@ def _status_json(st: CredentialStatus, now: datetime) -> dict[str, Any]:
     return st.to_json(now)
 
 
-def _version_json(v: TokenVersion) -> dict[str, Any]:
-    return {
-        "version": v.version,
-        "state": v.state.value,
-        "fingerprint": v.fingerprint,
-        "token_type": v.meta.token_type,
-        "expires_at": isoformat(v.meta.expires_at),
-        "is_valid": v.meta.is_valid,
-        "verdict": v.meta.verdict,
-        "created_at": isoformat(v.created_at),
-        "state_changed_at": isoformat(v.state_changed_at),
-    }
+def version_out(v: TokenVersion) -> VersionOut:
+    return VersionOut(
+        version=v.version,
+        state=v.state.value,
+        fingerprint=v.fingerprint,
+        token_type=v.meta.token_type,
+        expires_at=v.meta.expires_at,
+        is_valid=v.meta.is_valid,
+        verdict=v.meta.verdict,
+        created_at=v.created_at,
+        state_changed_at=v.state_changed_at,
+    )
+
+
+def outcome_out(name: str, o: RotationOutcome) -> OutcomeOut:
+    return OutcomeOut(
+        name=name,
+        status=o.status,
+        version=o.version,
+        previous_version=o.previous_version,
+        expires_at=o.expires_at,
+        message=o.message,
+        health=o.health.value if o.health else None,
+    )
+
+
+def inspection_out(name: str, version: int, insp: Inspection) -> InspectionOut:
+    r = insp.result
+    return InspectionOut(
+        name=name,
+        version=version,
+        valid=r.is_valid,
+        verdict=insp.verdict.summary,
+        advice=insp.verdict.advice,
+        health=insp.health.value,
+        token_type=r.type,
+        expires_at=r.expires_at,
+        scopes=list(r.scopes),
+        waba_ids=list(r.waba_ids),
+        canary_ok=insp.canary_ok,
+    )
 
 
 async def list_credentials(request: Request) -> Response:
@@ -223,7 +252,7 @@ async def get_credential(request: Request) -> Response:
     def load() -> dict[str, Any]:
         st = b.store.status(name)
         return _status_json(st, b.engine.clock.now()) | {
-            "versions": [_version_json(v) for v in b.store.versions(name)]
+            "versions": [version_out(v).model_dump(mode="json") for v in b.store.versions(name)]
         }
 
     return JSONResponse(await run_in_threadpool(load))
@@ -272,17 +301,7 @@ async def rotate_credential(request: Request) -> Response:
     await _audit(
         b, request, p, "credential.rotated", name, o.status, version=o.version, force=body.force
     )
-    return JSONResponse(
-        {
-            "name": name,
-            "status": o.status,
-            "version": o.version,
-            "previous_version": o.previous_version,
-            "expires_at": isoformat(o.expires_at),
-            "message": o.message,
-            "health": o.health.value if o.health else None,
-        }
-    )
+    return JSONResponse(outcome_out(name, o).model_dump(mode="json"))
 
 
 async def revoke_credential(request: Request) -> Response:
@@ -291,7 +310,7 @@ async def revoke_credential(request: Request) -> Response:
     v = await b.upstream.run(p, name, lambda: b.engine.revoke(name, body.version))
     b.hub.changed(name)
     await _audit(b, request, p, "credential.revoked", name, version=v.version)
-    return JSONResponse(_version_json(v))
+    return JSONResponse(version_out(v).model_dump(mode="json"))
 
 
 async def inspect_credential(request: Request) -> Response:
@@ -311,21 +330,7 @@ async def inspect_credential(request: Request) -> Response:
         "valid" if r.is_valid else "invalid",
         version=v.version,
     )
-    return JSONResponse(
-        {
-            "name": name,
-            "version": v.version,
-            "valid": r.is_valid,
-            "verdict": insp.verdict.summary,
-            "advice": insp.verdict.advice,
-            "health": insp.health.value,
-            "token_type": r.type,
-            "expires_at": isoformat(r.expires_at),
-            "scopes": list(r.scopes),
-            "waba_ids": list(r.waba_ids),
-            "canary_ok": insp.canary_ok,
-        }
-    )
+    return JSONResponse(inspection_out(name, v.version, insp).model_dump(mode="json"))
 
 
 OPERATIONS: list[Op] = [

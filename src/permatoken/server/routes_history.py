@@ -7,11 +7,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..access import Action
-from ..models import validate_name
-from ..timeutil import isoformat
+from ..models import Event, validate_name
 from .openapi import LIMIT, VIEW_ROLES, Op, Param
 from .params import broker_of, int_param, only_params, str_param
-from .schemas import AuditListOut, EventListOut
+from .schemas import AuditListOut, AuditOut, EventListOut, EventOut
+
+
+def event_out(e: Event) -> EventOut:
+    return EventOut(
+        id=e.id,
+        name=e.credential_name,
+        kind=e.kind,
+        at=e.at,
+        actor=e.actor,
+        detail=e.detail,
+    )
 
 
 async def list_events(request: Request) -> Response:
@@ -27,18 +37,11 @@ async def list_events(request: Request) -> Response:
         lambda: b.store.events(name, limit=limit if not p.grants else 1000)
     )
     items = [
-        {
-            "id": e.id,
-            "name": e.credential_name,
-            "kind": e.kind,
-            "at": isoformat(e.at),
-            "actor": e.actor,
-            "detail": e.detail,
-        }
+        event_out(e)
         for e in evs
         if not p.grants or (e.credential_name and p.sees(e.credential_name))
     ]
-    return JSONResponse({"items": items[:limit]})
+    return JSONResponse(EventListOut(items=items[:limit]).model_dump(mode="json"))
 
 
 async def list_audit(request: Request) -> Response:
@@ -61,8 +64,12 @@ async def list_audit(request: Request) -> Response:
             target=target,
         )
     )
-    items = [r.to_json() for r in recs if not p.grants or (r.target and p.sees(r.target))]
-    return JSONResponse({"items": items[:limit]})
+    items = [
+        AuditOut.model_validate(r.to_json())
+        for r in recs
+        if not p.grants or (r.target and p.sees(r.target))
+    ]
+    return JSONResponse(AuditListOut(items=items[:limit]).model_dump(mode="json"))
 
 
 OPERATIONS: list[Op] = [

@@ -28,7 +28,8 @@ async def list_keys(request: Request) -> Response:
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     keys = await run_in_threadpool(b.keys.list)
-    return JSONResponse({"items": [k.to_json() for k in keys if key_visible(p, k)]})
+    items = [KeyOut.model_validate(k.to_json()) for k in keys if key_visible(p, k)]
+    return JSONResponse(KeyListOut(items=items).model_dump(mode="json"))
 
 
 async def create_key(request: Request) -> Response:
@@ -48,7 +49,9 @@ async def create_key(request: Request) -> Response:
         )
     )
     return JSONResponse(
-        key.to_json() | {"key": value.reveal()},
+        KeyCreatedOut.model_validate(key.to_json() | {"key": value.reveal()}).model_dump(
+            mode="json"
+        ),
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
@@ -73,7 +76,7 @@ async def revoke_key(request: Request) -> Response:
         lambda: b.keys.revoke(key_id, actor=p.actor, source=b.client(request))
     )
     b.revoked(key_id)
-    return JSONResponse(key.to_json())
+    return JSONResponse(KeyOut.model_validate(key.to_json()).model_dump(mode="json"))
 
 
 OPERATIONS: list[Op] = [

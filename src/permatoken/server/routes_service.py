@@ -20,7 +20,7 @@ from .schemas import HealthOut
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "checks": {}})
+    return JSONResponse(HealthOut(status="ok", checks={}).model_dump(mode="json"))
 
 
 async def readyz(request: Request) -> Response:
@@ -35,9 +35,10 @@ async def readyz(request: Request) -> Response:
     checks = {name: problem is None for name, problem in problems.items()}
     ok = all(checks.values())
     body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
-    if not ok:
+    if not ok:  # an extra field (HealthOut allows them): the reason of each failing check
         body["reasons"] = {name: problem for name, problem in problems.items() if problem}
-    return JSONResponse(body, status_code=200 if ok else 503)
+    out = HealthOut.model_validate(body).model_dump(mode="json")
+    return JSONResponse(out, status_code=200 if ok else 503)
 
 
 def _storage_problems(store: Store) -> dict[str, str | None]:

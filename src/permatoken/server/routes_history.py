@@ -102,4 +102,5 @@ OPERATIONS: list[Op] = [
 ]
 
 
+# str_param now lives in params; still exported here for older imports.
 __all__ = ["OPERATIONS", "list_audit", "list_events", "str_param"]

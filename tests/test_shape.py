@@ -33,9 +33,7 @@ KNOWN_CYCLES: list[tuple[str, ...]] = []
 KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {}
 
 # Modules longer than MAX_LINES (to be split, one idea per module).
-KNOWN_LONG_MODULES: set[str] = {
-    "permatoken.server.app",
-}
+KNOWN_LONG_MODULES: set[str] = {}
 
 # ----------------------------------------------------------------------------------------------------
 

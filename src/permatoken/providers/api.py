@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from .._secret import Secret, register_secret
 from ..access import Action
-from ..server.broker import Broker
-from ..server.routes_tokens import only_params
+from ..server.openapi import MANAGE_ROLES, Op
+from ..server.params import broker_of, only_params
 from ..server.schemas import Id, _In, _Out
 from .signup import check_target, onboard
 
@@ -51,7 +51,7 @@ class EmbeddedSignupOut(_Out):
 
 
 async def embedded_signup(request: Request) -> Response:
-    b: Broker = request.app.state.broker
+    b = broker_of(request)
     p = await b.authenticate(request, Action.MANAGE)
     only_params(request)
     body = await b.body(request, EmbeddedSignupIn)
@@ -77,4 +77,19 @@ async def embedded_signup(request: Request) -> Response:
     return JSONResponse(result, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["EmbeddedSignupIn", "EmbeddedSignupOut", "embedded_signup"]
+OPERATIONS: list[Op] = [
+    Op(
+        "post",
+        "/v1/onboarding/embedded-signup",
+        "/v1/onboarding/embedded-signup",
+        embedded_signup,
+        f"Onboard a client from its Embedded Signup code ({MANAGE_ROLES}, grant on the tenant); "
+        "201 created, 200 when the code was onboarded before (same answer).",
+        EmbeddedSignupOut,
+        status=201,
+        body=EmbeddedSignupIn,
+    ),
+]
+
+
+__all__ = ["OPERATIONS", "EmbeddedSignupIn", "EmbeddedSignupOut", "embedded_signup"]

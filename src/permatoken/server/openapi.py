@@ -65,6 +65,11 @@ NAME = Param(
     True,
 )
 LIMIT = Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000})
+#: The schema of a non-negative 32-bit query parameter (a version, an offset).
+INT_QUERY: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+#: Who may call, for the summaries: routes that read, routes that change.
+VIEW_ROLES = "reader, operator, admin"
+MANAGE_ROLES = "operator, admin"
 
 
 def build_document(
@@ -148,4 +153,13 @@ def build_document(
     }
 
 
-__all__ = ["LIMIT", "NAME", "Op", "Param", "build_document"]
+__all__ = [
+    "INT_QUERY",
+    "LIMIT",
+    "MANAGE_ROLES",
+    "NAME",
+    "VIEW_ROLES",
+    "Op",
+    "Param",
+    "build_document",
+]

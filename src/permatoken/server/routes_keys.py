@@ -14,8 +14,9 @@ from .._exceptions import NotFoundError
 from ..access import Action
 from .errors import ApiError
 from .guards import check_new_key_grants, key_visible
-from .routes_tokens import _broker, only_params
-from .schemas import KeyIn
+from .openapi import Op, Param
+from .params import broker_of, only_params
+from .schemas import KeyCreatedOut, KeyIn, KeyListOut, KeyOut
 
 
 def _no_key() -> ApiError:
@@ -23,15 +24,16 @@ def _no_key() -> ApiError:
 
 
 async def list_keys(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     keys = await run_in_threadpool(b.keys.list)
-    return JSONResponse({"items": [k.to_json() for k in keys if key_visible(p, k)]})
+    items = [KeyOut.model_validate(k.to_json()) for k in keys if key_visible(p, k)]
+    return JSONResponse(KeyListOut(items=items).model_dump(mode="json"))
 
 
 async def create_key(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     body = await b.body(request, KeyIn)
@@ -47,14 +49,16 @@ async def create_key(request: Request) -> Response:
         )
     )
     return JSONResponse(
-        key.to_json() | {"key": value.reveal()},
+        KeyCreatedOut.model_validate(key.to_json() | {"key": value.reveal()}).model_dump(
+            mode="json"
+        ),
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
 
 
 async def revoke_key(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.KEYS)
     only_params(request)
     key_id = request.path_params["key_id"]
@@ -72,7 +76,38 @@ async def revoke_key(request: Request) -> Response:
         lambda: b.keys.revoke(key_id, actor=p.actor, source=b.client(request))
     )
     b.revoked(key_id)
-    return JSONResponse(key.to_json())
+    return JSONResponse(KeyOut.model_validate(key.to_json()).model_dump(mode="json"))
 
 
-__all__ = ["create_key", "list_keys", "revoke_key"]
+OPERATIONS: list[Op] = [
+    Op("get", "/v1/keys", "/v1/keys", list_keys, "API keys (admin).", KeyListOut),
+    Op(
+        "post",
+        "/v1/keys",
+        "/v1/keys",
+        create_key,
+        "Create an API key; the key is in the answer, once (admin).",
+        KeyCreatedOut,
+        status=201,
+        body=KeyIn,
+    ),
+    Op(
+        "delete",
+        "/v1/keys/{key_id}",
+        "/v1/keys/{key_id}",
+        revoke_key,
+        "Revoke an API key (admin).",
+        KeyOut,
+        params=(
+            Param(
+                "key_id",
+                "path",
+                {"type": "string", "minLength": 1, "maxLength": 24},
+                required=True,
+            ),
+        ),
+    ),
+]
+
+
+__all__ = ["OPERATIONS", "create_key", "list_keys", "revoke_key"]

@@ -19,51 +19,13 @@ from ..timeutil import isoformat
 from .broker import Broker
 from .cache import CacheEntry
 from .errors import ApiError
+from .openapi import INT_QUERY, NAME, Op, Param
+from .params import broker_of, int_param, only_params
 from .reports import REPORT_STATUS, report_failure
-from .schemas import ReportIn
+from .schemas import ReportIn, ReportOut, TokenOut
 from .sessions import Session, first, rotation_events
 
 _NO_STORE = "no-store"
-
-
-def _broker(request: Request) -> Broker:
-    return request.app.state.broker  # type: ignore[no-any-return]
-
-
-def only_params(request: Request, *allowed: str) -> None:
-    """422 for a query parameter the route does not know (a typo must not be silently ignored)."""
-    if request.scope.get("query_string"):
-        unknown = [k for k in request.query_params if k not in allowed]
-        if unknown:
-            raise ApiError(
-                422,
-                "invalid_parameter",
-                f"unknown query parameter {unknown[0][:40]!r}"
-                + (
-                    f"; this route accepts {', '.join(allowed)}"
-                    if allowed
-                    else "; this route takes none"
-                ),
-            )
-
-
-def _int_param(
-    request: Request, key: str, *, lo: float, hi: float, number: type = int
-) -> float | None:
-    raw = request.query_params.get(key)
-    if raw is None:
-        return None
-    try:
-        value = number(raw)
-    except ValueError:
-        raise ApiError(
-            422, "invalid_parameter", f"query parameter {key} must be a number"
-        ) from None
-    if not (lo <= value <= hi):
-        raise ApiError(
-            422, "invalid_parameter", f"query parameter {key} must be between {lo:g} and {hi:g}"
-        )
-    return value  # type: ignore[no-any-return]
 
 
 def _etag_version(header: str | None) -> int | None:
@@ -86,14 +48,14 @@ def _not_modified(etag: str) -> Response:
 
 
 async def get_token(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.READ_TOKEN)
     # The grammar first: a decoded path such as acme/../globex/wa never meets a grant pattern.
     name = validate_name(request.path_params["name"])
     b.check(request, p, Action.READ_TOKEN, name)
     only_params(request, "after_version", "wait")
-    after = _int_param(request, "after_version", lo=0, hi=2**31 - 1)
-    wait = _int_param(request, "wait", lo=0, hi=b.config.max_wait, number=float)
+    after = int_param(request, "after_version", lo=0, hi=2**31 - 1)
+    wait = int_param(request, "wait", lo=0, hi=b.config.max_wait, number=float)
     inm = request.headers.get("if-none-match")
     if after is None:
         after = _etag_version(inm)
@@ -138,7 +100,7 @@ async def _wait_for_change(
 
 
 async def stream(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.READ_TOKEN)
     only_params(request, "names")
     raw = request.query_params.get("names")
@@ -188,7 +150,7 @@ async def stream(request: Request) -> Response:
 
 
 async def report(request: Request) -> Response:
-    b = _broker(request)
+    b = broker_of(request)
     p = await b.authenticate(request, Action.REPORT)
     only_params(request)
     body = await b.body(request, ReportIn)
@@ -231,4 +193,61 @@ def _default_message(status: str, outcome: RotationOutcome) -> str:
     }[status]
 
 
-__all__ = ["REPORT_STATUS", "get_token", "report", "stream"]
+OPERATIONS: list[Op] = [
+    # The hot path first: Starlette tries routes in order.
+    Op(
+        "get",
+        "/v1/tokens/{name}",
+        "/v1/tokens/{name:path}",
+        get_token,
+        "Current token of a credential (app with a matching grant, admin). "
+        "Long-poll with after_version + wait.",
+        TokenOut,
+        params=(
+            NAME,
+            Param("after_version", "query", INT_QUERY, "Answer only once the version is greater."),
+            Param(
+                "wait",
+                "query",
+                {"type": "number", "minimum": 0, "maximum": 60},
+                "Seconds to wait (≤ 60).",
+            ),
+            Param(
+                "If-None-Match",
+                "header",
+                {"type": "string"},
+                'e.g. "v3": 304 if still current.',
+            ),
+        ),
+        extra_responses={"304": "Not modified: the version is still the one given."},
+    ),
+    Op(
+        "get",
+        "/v1/stream",
+        "/v1/stream",
+        stream,
+        "Server-Sent Events: `event: rotation` for every promotion the key may read.",
+        None,
+        params=(
+            Param(
+                "names",
+                "query",
+                {"type": "string", "minLength": 1},
+                "Comma-separated names to follow.",
+            ),
+        ),
+        media="text/event-stream",
+    ),
+    Op(
+        "post",
+        "/v1/reports",
+        "/v1/reports",
+        report,
+        "Report that a token version failed (e.g. Graph error 190).",
+        ReportOut,
+        body=ReportIn,
+    ),
+]
+
+
+__all__ = ["OPERATIONS", "REPORT_STATUS", "get_token", "report", "stream"]

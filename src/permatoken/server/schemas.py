@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from ..timeutil import ensure_utc
 
 Name = Field(min_length=1, max_length=200, description="Credential name, e.g. acme/messaging.")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 Word = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
 OptionKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+#: A time in an answer: naive ones (as some databases hand them back) are UTC; all end in Z.
+Utc = Annotated[datetime, AfterValidator(ensure_utc)]
 
 
 class _In(BaseModel):
@@ -101,11 +105,11 @@ class VersionOut(_Out):
     state: str
     fingerprint: str
     token_type: str | None
-    expires_at: datetime | None
+    expires_at: Utc | None
     is_valid: bool | None
     verdict: str | None
-    created_at: datetime
-    state_changed_at: datetime
+    created_at: Utc
+    state_changed_at: Utc
 
 
 class CredentialDetailOut(CredentialStatusOut):
@@ -206,7 +210,7 @@ class OutcomeOut(_Out):
     status: str
     version: int | None
     previous_version: int | None
-    expires_at: datetime | None
+    expires_at: Utc | None
     message: str
     health: str | None
 
@@ -219,7 +223,7 @@ class InspectionOut(_Out):
     advice: str | None
     health: str
     token_type: str | None
-    expires_at: datetime | None
+    expires_at: Utc | None
     scopes: list[str]
     waba_ids: list[str]
     canary_ok: bool | None
@@ -240,8 +244,8 @@ class AppOut(_Out):
     name: str | None
     require_app_secret: bool
     kek_id: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Utc
+    updated_at: Utc
 
 
 class AppListOut(_Out):
@@ -252,7 +256,7 @@ class EventOut(_Out):
     id: int
     name: str | None
     kind: str
-    at: datetime
+    at: Utc
     actor: str
     detail: dict[str, Any]
 

@@ -54,7 +54,7 @@ def seed(home: Path, n: int) -> tuple[Any, Any]:
             {
                 "credential_id": i,
                 "credential_name": name,
-                "kind": "credential.added",
+                "kind": "credential.created",
                 "at": now,
                 "actor": "bench",
                 "detail": {"version": 1},
@@ -66,7 +66,7 @@ def seed(home: Path, n: int) -> tuple[Any, Any]:
         AuditLog(store).append_in(
             conn,
             [
-                AuditRecord(actor="bench", action="credential.added", result="ok", target=name)
+                AuditRecord(actor="bench", action="credential.created", result="ok", target=name)
                 for _, name in names
             ],
         )

@@ -7,14 +7,15 @@ The kinds emitted are read from the source with :mod:`ast` (nothing is imported 
 * the store's event log: the kind given to ``record(conn, KIND, ...)`` / ``record_many(conn,
   KIND, ...)``, ``"kind": KIND`` in row dicts under ``store/``, and ``version.<state>`` for the
   states passed to ``set_version_state``;
-* the audit log's ``credential.created`` (``_audit(..., KIND, ...)``), listed beside the event
-  log's ``credential.added`` until one of the two names goes.
+* the audit log's ``credential.created`` (``_audit(..., KIND, ...)``), the same word as the
+  event log's since migration 0009_event_names.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from permatoken.events import EngineEvent, EventBus, EventKind
 from permatoken.models import VersionState
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "permatoken"
+T = datetime(2026, 1, 1, tzinfo=UTC)
 EMITTERS = ("rotation/", "scheduler/batch.py", "scheduler/batch_steps.py")
 
 
@@ -121,7 +123,7 @@ def test_every_kind_the_engine_emits_is_an_event_kind() -> None:
 def test_every_kind_the_event_log_records_is_an_event_kind() -> None:
     """Every kind written to the store's event log is an EventKind member."""
     logged = event_log_kinds()
-    assert {"credential.added", "version.promoted", "version.retired"} <= logged
+    assert {"credential.created", "version.promoted", "version.retired"} <= logged
     assert logged <= set(EventKind), sorted(logged - set(EventKind))
 
 
@@ -151,7 +153,7 @@ def test_kinds_compare_and_serialise_as_the_strings_stored() -> None:
     """An EventKind is its string: rows, JSON and old comparisons see no difference."""
     assert EventKind.ROTATION_COMPLETED == "rotation.completed"
     assert f"{EventKind.VERSION_PROMOTED}" == "version.promoted"
-    assert EventKind("credential.added") is EventKind.CREDENTIAL_ADDED
+    assert EventKind("credential.created") is EventKind.CREDENTIAL_CREATED
 
 
 # --- the bus -------------------------------------------------------------------------------------
@@ -207,3 +209,41 @@ def test_an_event_in_flight_goes_to_the_listeners_subscribed_when_it_was_emitted
     bus.emit(EngineEvent(EventKind.INSPECTED, "one", {}))
     bus.emit(EngineEvent(EventKind.INSPECTED, "two", {}))
     assert got == [("first", "one"), ("second", "one"), ("first", "two"), ("late", "two")]
+
+
+def test_the_event_log_and_the_audit_log_use_one_word_for_a_new_credential(tmp_path: Path) -> None:
+    """Rows an older release logged as ``credential.added`` read ``credential.created`` after
+    the upgrade, the audit log's word (migration 0009_event_names)."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from permatoken.store import engine as eng
+    from permatoken.store.schema import events
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with eng.translated(url), engine.begin() as conn:
+        command.upgrade(eng._alembic_config(conn), "0008_fleet")
+        conn.execute(
+            events.insert(),
+            [
+                {
+                    "credential_name": "acme/m",
+                    "kind": "credential.added",
+                    "at": T,
+                    "actor": "x",
+                    "detail": {},
+                },
+                {
+                    "credential_name": "acme/m",
+                    "kind": "version.promoted",
+                    "at": T,
+                    "actor": "x",
+                    "detail": {},
+                },
+            ],
+        )
+        command.upgrade(eng._alembic_config(conn), "head")
+        kinds = [r.kind for r in conn.execute(sa.select(events.c.kind).order_by(events.c.id))]
+    engine.dispose()
+    assert kinds == [EventKind.CREDENTIAL_CREATED, EventKind.VERSION_PROMOTED]

@@ -30,10 +30,10 @@ MAX_LINES = 450
 KNOWN_CYCLES: list[tuple[str, ...]] = []
 
 # Modules outside store/ that import sqlalchemy (their SQL belongs in a store module).
-KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = {}
+KNOWN_SQLALCHEMY_OUTSIDE_STORE: set[str] = set()
 
 # Modules longer than MAX_LINES (to be split, one idea per module).
-KNOWN_LONG_MODULES: set[str] = {}
+KNOWN_LONG_MODULES: set[str] = set()
 
 # ----------------------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Two streams use the same names:
 - the renewal engine's events (``rotation.*``, ``inspected``, ``failure.reported``,
   ``version.revoked``) go to in-process listeners through an :class:`EventBus`: the scheduler
   turns them into notices (:mod:`permatoken.scheduler.reactions`), the HTTP server into metrics;
-- the store's event log (the ``events`` table: ``credential.added``, ``version.promoted``, …)
+- the store's event log (the ``events`` table: ``credential.created``, ``version.promoted``, …)
   keeps a row per change, read by ``permatoken history`` and the API.
 
 ``tests/test_events.py`` proves the lists agree: every kind emitted in the source is a member of
@@ -54,9 +54,8 @@ class EventKind(StrEnum):
     # --- the store's event log ----------------------------------------------------------------
     APP_ADDED = "app.added"
     APP_UPDATED = "app.updated"
-    CREDENTIAL_ADDED = "credential.added"
-    #: The audit log's word for what the event log calls ``credential.added`` (both as they are
-    #: today; one of them should go).
+    #: The same word in the event log and the audit log (the event log said ``credential.added``
+    #: before migration 0009_event_names renamed its rows).
     CREDENTIAL_CREATED = "credential.created"
     CREDENTIAL_REMOVED = "credential.removed"
     HEALTH_CHANGED = "health.changed"

@@ -153,7 +153,7 @@ def seed_bulk(store: Store, n: int, *, prefix: str = "bulk") -> dict[str, str]:
                 {
                     "credential_id": cid,
                     "credential_name": name,
-                    "kind": "credential.added",
+                    "kind": "credential.created",
                     "at": T0,
                     "actor": "bulk",
                     "detail": {"version": 2},
@@ -169,7 +169,7 @@ def seed_bulk(store: Store, n: int, *, prefix: str = "bulk") -> dict[str, str]:
             conn,
             [
                 AuditRecord(
-                    actor="bulk", action="credential.added", result="ok", target=name, at=T0
+                    actor="bulk", action="credential.created", result="ok", target=name, at=T0
                 )
                 for name in current
             ],

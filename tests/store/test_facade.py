@@ -108,7 +108,7 @@ def test_flat_and_aggregate_calls_see_the_same_data(store: Store) -> None:
         VersionState.CURRENT,
     ]
     kinds = [e.kind for e in store.event_log.recent("acme/wa")]
-    assert kinds == ["version.promoted", "version.pending", "credential.added"]
+    assert kinds == ["version.promoted", "version.pending", "credential.created"]
     store.secrets.put("acme/wa", "refresh_token", Secret("zqRefresh123456"))
     assert store.get_secret("acme/wa", "refresh_token").reveal() == "zqRefresh123456"
 

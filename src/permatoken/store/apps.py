@@ -18,6 +18,7 @@ from .._exceptions import (
 )
 from .._secret import Secret, register_secret
 from ..crypto import Sealed
+from ..events import EventKind
 from ..models import App
 from .records import aad_app, app_record, check_id
 from .schema import apps
@@ -65,7 +66,7 @@ class Apps:
                 conn.execute(apps.update().where(apps.c.id == app_id).values(**values))
                 self._store.event_log.record(
                     conn,
-                    "app.updated",
+                    EventKind.APP_UPDATED,
                     actor=actor,
                     detail={"app_id": app_id, "secret_changed": secret is not None},
                 )
@@ -100,7 +101,9 @@ class Apps:
                 **self.sealed_secret(app_id, secret),
             )
         )
-        self._store.event_log.record(conn, "app.added", actor=actor, detail={"app_id": app_id})
+        self._store.event_log.record(
+            conn, EventKind.APP_ADDED, actor=actor, detail={"app_id": app_id}
+        )
 
     def get(self, app_id: str) -> App:
         with self._store.read() as conn:

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from .._exceptions import NotFoundError
 from .._secret import Secret
+from ..events import EventKind
 from ..models import Credential, TokenVersion, VersionMeta, VersionState
 from .repository import (
     NOTIFY_CHANNEL,
@@ -195,7 +196,7 @@ def holders_of(store: Store, fingerprints: Iterable[str]) -> dict[str, list[tupl
 
 def record_many(
     conn: sa.Connection,
-    kind: str,
+    kind: EventKind,
     items: Sequence[tuple[Credential, dict[str, Any]]],
     *,
     at: datetime,
@@ -258,7 +259,7 @@ def insert_pending(store: Store, conn: sa.Connection, item: NewPending) -> bool:
         return False
     record_many(
         conn,
-        "version.pending",
+        EventKind.VERSION_PENDING,
         [(item.credential, {"version": item.number, "fingerprint": item.token.fingerprint})],
         at=now,
         actor="system",
@@ -325,7 +326,7 @@ def promote(
             promoted[cid] = demoted.get(cid)
     record_many(
         conn,
-        "version.promoted",
+        EventKind.VERSION_PROMOTED,
         [
             (by_id[cid][0], {"version": by_id[cid][1], "previous": prev})
             for cid, prev in promoted.items()

@@ -2,7 +2,7 @@
 options, policy, health, the rotation step), with its current version.
 
 Adding a credential is one transaction: the row, version 1 as ``current``, its secrets, the app
-it names when that is new, and the ``credential.added`` event. Every write that changes a
+it names when that is new, and the ``credential.created`` event. Every write that changes a
 credential's versions or secrets first locks its row with :meth:`Credentials.get_in`
 (``lock=True``).
 """
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from .._exceptions import AlreadyExistsError, ConflictError, InputError, NotFoundError
 from .._secret import Secret
+from ..events import EventKind
 from ..models import (
     ISSUERS,
     Credential,
@@ -117,7 +118,7 @@ class Credentials:
                 cred = self.get_in(conn, name)
                 store.event_log.record(
                     conn,
-                    "credential.added",
+                    EventKind.CREDENTIAL_CREATED,
                     credential=cred,
                     actor=actor,
                     detail={"version": 1, "issuer": spec.issuer, "fingerprint": token.fingerprint},
@@ -246,7 +247,9 @@ class Credentials:
         with self._store.write() as conn:
             cred = self.get_in(conn, name, lock=True)
             conn.execute(credentials.delete().where(credentials.c.id == cred.id))
-            self._store.event_log.record(conn, "credential.removed", credential=cred, actor=actor)
+            self._store.event_log.record(
+                conn, EventKind.CREDENTIAL_REMOVED, credential=cred, actor=actor
+            )
 
 
 __all__ = ["UPDATABLE", "Credentials"]

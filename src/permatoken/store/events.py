@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..events import EventKind
 from ..models import Credential, Event
 from ..timeutil import ensure_utc
 from .schema import events
@@ -25,7 +26,7 @@ class EventLog:
     def record(
         self,
         conn: sa.Connection,
-        kind: str,
+        kind: EventKind,
         *,
         credential: Credential | None = None,
         name: str | None = None,

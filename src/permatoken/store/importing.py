@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .._secret import Secret
+from ..events import EventKind
 from ..models import Health, NewCredential, VersionMeta, VersionState, tenant_of
 from .repository import Store, _aad_version, _meta_values
 from .schema import credentials, events, versions
@@ -111,7 +112,7 @@ def insert_new(store: Store, items: Sequence[NewImport], *, actor: str = "import
                 {
                     "credential_id": cid,
                     "credential_name": it.spec.name,
-                    "kind": "credential.added",
+                    "kind": EventKind.CREDENTIAL_CREATED,
                     "at": now,
                     "actor": actor,
                     "detail": {

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from .._exceptions import CryptoError, KeyFileError, KmsUnavailableError, PermatokenError
 from ..crypto import RESTORE_HINT, Keyring, Sealed
+from ..events import EventKind
 from ..live_keyring import LiveKeyring
 from . import engine as eng
 from .schema import apps, credential_secrets, credentials, versions
@@ -264,7 +265,7 @@ class KeysMixin:
                     if rows:
                         self.record(
                             conn,
-                            "keys.rewrapped",
+                            EventKind.KEYS_REWRAPPED,
                             detail={"table": t.table.name, "count": len(rows), "kek_id": active},
                         )
                 done += len(rows)

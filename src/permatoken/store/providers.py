@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .._secret import Secret, register_secret
 from ..crypto import Sealed
+from ..events import EventKind
 from ..models import Health
 from .repository import Store
 from .schema import credentials, versions
@@ -166,7 +167,7 @@ class Deliveries:
                 )
                 self.store.record(
                     conn,
-                    "health.changed",
+                    EventKind.HEALTH_CHANGED,
                     credential=cred,
                     actor="meta-webhook",
                     detail=detail | {"health": health.value},

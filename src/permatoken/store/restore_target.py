@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..crypto import Keyring
+from ..events import EventKind
 from . import engine as eng
 from . import snapshot
 from .audit import AuditLog, AuditRecord
@@ -64,7 +65,7 @@ class RestoreTarget:
         store = Store(self._engine, keyring, url=self.url)
 
         def before_commit(conn: sa.Connection) -> None:
-            store.record(conn, "backup.restored", actor=actor, detail=detail)
+            store.record(conn, EventKind.BACKUP_RESTORED, actor=actor, detail=detail)
             record = AuditRecord(actor=actor, action="backup.restored", result="ok", detail=detail)
             AuditLog(store).append_in(conn, [record])
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .._exceptions import AlreadyExistsError, ConflictError, NotFoundError
+from ..events import EventKind
 from ..timeutil import isoformat
 from .schema import credentials, versions
 from .schema_sinks import sinks
@@ -141,7 +142,7 @@ class SinkTable:
                 ).scalar_one()
                 self.store.record(
                     conn,
-                    "sink.added",
+                    EventKind.SINK_ADDED,
                     credential=cred,
                     actor=actor,
                     detail={"url": url, "version": delivered_version},
@@ -188,7 +189,7 @@ class SinkTable:
             conn.execute(sinks.delete().where(sinks.c.id.in_([r[0] for r in found])))
             for _, u in found:
                 self.store.record(
-                    conn, "sink.removed", credential=cred, actor=actor, detail={"url": u}
+                    conn, EventKind.SINK_REMOVED, credential=cred, actor=actor, detail={"url": u}
                 )
         return [u for _, u in found]
 
@@ -239,7 +240,7 @@ class SinkTable:
             )
             self.store.record(
                 conn,
-                "sink.delivered",
+                EventKind.SINK_DELIVERED,
                 name=sink.name,
                 detail={"url": sink.url, "version": version, "after_failures": sink.attempts},
             )
@@ -256,7 +257,7 @@ class SinkTable:
             if sink.attempts == 0:  # the first failure of a run; the recovery is an event too
                 self.store.record(
                     conn,
-                    "sink.failed",
+                    EventKind.SINK_FAILED,
                     name=sink.name,
                     detail={"url": sink.url, "version": version, "error": error[:300]},
                 )

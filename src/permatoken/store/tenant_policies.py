@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..events import EventKind
 from ..policy import parse_overrides, resolve, to_layer
 from .schema_scheduler import tenant_policies
 
@@ -58,7 +59,10 @@ def set_tenant_policy(
                 .values(policy=layer, updated_at=now)
             )
         store.record(
-            conn, "policy.tenant_set", actor="cli", detail={"tenant": tenant, "policy": layer}
+            conn,
+            EventKind.POLICY_TENANT_SET,
+            actor="cli",
+            detail={"tenant": tenant, "policy": layer},
         )
     return layer
 

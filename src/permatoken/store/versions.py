@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from .._exceptions import ConflictError, CryptoError, DecryptionError, InputError, NotFoundError
 from .._secret import Secret, register_secret
 from ..crypto import Sealed
+from ..events import EventKind
 from ..models import TokenVersion, VersionMeta, VersionState
 from .records import aad_version, meta_values, version_record
 from .schema import credentials, versions
@@ -199,7 +200,7 @@ class TokenVersions:
                     store.secrets.put_in(conn, cred.id, sname, svalue, now)
                 store.event_log.record(
                     conn,
-                    "version.pending",
+                    EventKind.VERSION_PENDING,
                     credential=cred,
                     actor=actor,
                     detail={"version": top + 1, "fingerprint": token.fingerprint},
@@ -243,7 +244,7 @@ class TokenVersions:
             )
             store.event_log.record(
                 conn,
-                "version.promoted",
+                EventKind.VERSION_PROMOTED,
                 credential=cred,
                 actor=actor,
                 detail={"version": number, "previous": old.version if old else None},
@@ -286,7 +287,7 @@ class TokenVersions:
                 raise NotFoundError(f"credential {name!r} has no version {number}", name=name)
             self._store.event_log.record(
                 conn,
-                f"version.{state.value}",
+                EventKind(f"version.{state.value}"),
                 credential=cred,
                 actor=actor,
                 detail={"version": number, "reason": reason},

@@ -46,3 +46,21 @@ def test_health_values_are_the_documented_seven() -> None:
         "invalid",
     ]
     assert all(isinstance(h, str) for h in Health)
+
+
+def test_every_health_value_has_its_colour_in_the_cli() -> None:
+    """`permatoken status` colours each health value from one table keyed by the enum."""
+    from permatoken.cli.credentials import HEALTH_STYLE
+
+    assert set(HEALTH_STYLE) == set(Health)
+    assert all(isinstance(key, Health) for key in HEALTH_STYLE)
+
+
+def test_a_debug_token_verdict_suggests_a_health_value() -> None:
+    """The verdict's hint is a member of the one health enum (never a free string)."""
+    import typing
+
+    from permatoken.meta.debug import Verdict
+
+    hints = typing.get_type_hints(Verdict)
+    assert hints["health_hint"] is Health

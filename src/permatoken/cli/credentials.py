@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from ..crypto import Keyring
 
 HEALTH_STYLE = {
-    "ok": "green",
-    "expiring": "yellow",
-    "renewing": "cyan",
-    "failing": "red",
-    "needs_human": "bold red",
-    "expired": "bold red",
-    "invalid": "bold red",
+    Health.OK: "green",
+    Health.EXPIRING: "yellow",
+    Health.RENEWING: "cyan",
+    Health.FAILING: "red",
+    Health.NEEDS_HUMAN: "bold red",
+    Health.EXPIRED: "bold red",
+    Health.INVALID: "bold red",
 }
 
 

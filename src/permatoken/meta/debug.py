@@ -17,9 +17,9 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from ..models import instant_from_unix
+from ..models import Health, instant_from_unix
 from ._body import decode_body
 from .error_codes import DEATH_ADVICE, DEATH_REASONS
 from .errors import ErrorKind, GraphErrorInfo, TokenDeath, classify_graph_error, graph_error
@@ -35,7 +35,9 @@ __all__ = [
     "verdict",
 ]
 
-HealthHint = Literal["ok", "expiring", "needs_human", "expired", "invalid"]
+#: The health a verdict suggests (``models.Health``; never ``renewing`` or ``failing``, which only
+#: the engine knows). Kept under this name for older imports.
+HealthHint = Health
 
 SHORT_LIVED: Final = timedelta(days=2)
 SIXTY_DAYS: Final = timedelta(days=60)
@@ -276,7 +278,7 @@ def _invalid(result: DebugTokenResult, kind: TokenKind, now: datetime) -> Verdic
     else:
         reason = error.message if error is not None else "Meta says it is not valid"
         advice = error.advice if error is not None else DEATH_ADVICE[TokenDeath.UNKNOWN]
-    hint: HealthHint = "expired" if death is TokenDeath.EXPIRED else "invalid"
+    hint = Health.EXPIRED if death is TokenDeath.EXPIRED else Health.INVALID
     advice = _sentence(advice)
     return Verdict(
         f"Token is invalid: {reason}. {advice}", kind, hint, advice=advice, reach=_reach(result)
@@ -315,12 +317,12 @@ def verdict(
 
     if kind is TokenKind.SYSTEM_USER_NEVER:
         summary = f"System-user token, never expires, valid, {reach}"
-        return Verdict(summary, kind, "ok", reach=reach, notes=(BISU_NOTE,))
+        return Verdict(summary, kind, Health.OK, reach=reach, notes=(BISU_NOTE,))
     if kind is TokenKind.BISU:
         lifetime = "never expires" if result.never_expires else f"expires in {left}"
         summary = f"Business-integration (Embedded Signup) token, {lifetime}, valid, {reach}"
         advice = "It dies when the client business removes the app; permatoken checks it daily."
-        return Verdict(summary, kind, "ok", advice=advice, reach=reach)
+        return Verdict(summary, kind, Health.OK, advice=advice, reach=reach)
     if kind is TokenKind.SYSTEM_USER_60D:
         start, day = _renew_from(result, renew_from)
         if now < start:
@@ -330,12 +332,14 @@ def verdict(
                 f"60-day system-user token, expires in {left}; "
                 f"permatoken will renew it {when} (policy)"
             )
-            return Verdict(summary, kind, "ok", reach=reach, renew_from=start, notes=(BISU_NOTE,))
+            return Verdict(
+                summary, kind, Health.OK, reach=reach, renew_from=start, notes=(BISU_NOTE,)
+            )
         summary = f"60-day system-user token, expires in {left}; renewal is due since day {day}"
-        return Verdict(summary, kind, "expiring", reach=reach, renew_from=start)
+        return Verdict(summary, kind, Health.EXPIRING, reach=reach, renew_from=start)
     if kind is TokenKind.DASHBOARD_OR_USER_SHORT:
         summary = f"Dashboard/user token: expires in {left}. It cannot be renewed forever. "
-        return Verdict(summary + PERMANENT_SETUP, kind, "needs_human", PERMANENT_SETUP, reach)
+        return Verdict(summary + PERMANENT_SETUP, kind, Health.NEEDS_HUMAN, PERMANENT_SETUP, reach)
     if kind is TokenKind.USER_LONG:
         lifetime = "never expires" if left is None else f"expires in {left}"
         summary = (
@@ -343,23 +347,23 @@ def verdict(
             "one before then, but not forever: a person must keep using the app. "
         )
         renew_at: datetime | None = None
-        hint: HealthHint = "ok"
+        hint = Health.OK
         if result.expires_at is not None:
             renew_at, _ = _renew_from(result, renew_from)
-            hint = "ok" if now < renew_at else "expiring"
+            hint = Health.OK if now < renew_at else Health.EXPIRING
         return Verdict(summary + PERMANENT_SETUP, kind, hint, PERMANENT_SETUP, reach, renew_at)
     if kind is TokenKind.APP:
         summary = "App token: valid until the app secret is reset; it inspects tokens but cannot "
         summary += "send messages"
-        return Verdict(summary, kind, "ok")
+        return Verdict(summary, kind, Health.OK)
     if kind is TokenKind.PAGE:
         advice = "Use a system-user token for WhatsApp."
         summary = "Page token, valid, but the WhatsApp Cloud API does not use page tokens"
-        return Verdict(summary, kind, "needs_human", advice=advice, reach=reach)
+        return Verdict(summary, kind, Health.NEEDS_HUMAN, advice=advice, reach=reach)
     lifetime = (
         "never expires"
         if result.never_expires
         else (f"expires in {left}" if left else "expiry unknown")
     )
     summary = f"Token of type {result.type or 'unknown'}, {lifetime}, valid, {reach}"
-    return Verdict(summary, kind, "ok", reach=reach)
+    return Verdict(summary, kind, Health.OK, reach=reach)

@@ -109,7 +109,9 @@ class BatchRenewal(Steps):
 
     def _renew(self, items: list[Item]) -> None:
         items = self._reserve(items)
-        items = self._step(items, RotationStep.OBTAINING, self._start_detail, health="renewing")
+        items = self._step(
+            items, RotationStep.OBTAINING, self._start_detail, health=Health.RENEWING
+        )
         if not items:
             return
         self._secrets = sb.app_secrets(self.store, [it.cred.app_id or "" for it in items])

@@ -17,6 +17,7 @@ from datetime import datetime
 from starlette.concurrency import run_in_threadpool
 
 from .._secret import Secret
+from ..models import Health
 from ..store import Store
 from ..store.current import open_current
 from ..timeutil import isoformat
@@ -32,7 +33,7 @@ class CacheEntry:
     expires_at: datetime | None
     loaded_at: float
     #: The credential's health when loaded (dropped from the cache when it changes).
-    health: str = "ok"
+    health: str = Health.OK
 
 
 class TokenCache:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..access import Action
+from ..access import Action, Role
 from ..backup.status import last_backup_json
 from ..scheduler.budgets import Limits
 from ..server.broker import Broker
@@ -43,8 +43,8 @@ def collect(b: Broker, viewer: Viewer) -> dict[str, Any]:
         mine = [k for k in b.keys.list() if key_visible(p, k)]
         api_keys = {
             "active": {
-                role: sum(1 for k in mine if k.role.value == role and k.usable_at(wall))
-                for role in ("admin", "operator", "reader", "app")
+                role.value: sum(1 for k in mine if k.role is role and k.usable_at(wall))
+                for role in Role
             },
             "expiring": [
                 k

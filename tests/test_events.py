@@ -3,7 +3,8 @@
 The kinds emitted are read from the source with :mod:`ast` (nothing is imported but the enum):
 
 * the engine's events: the kind given to ``_event(...)`` / ``EngineEvent(...)``, and every
-  ``EventKind`` member named in the emitting modules (``rotation/``, the batched renewals);
+  ``EventKind`` member named in the emitting modules (``rotation/``, the batched renewals, the
+  notice deliverer);
 * the store's event log: the kind given to ``record(conn, KIND, ...)`` / ``record_many(conn,
   KIND, ...)``, ``"kind": KIND`` in row dicts under ``store/``, and ``version.<state>`` for the
   states passed to ``set_version_state``;
@@ -25,7 +26,7 @@ from permatoken.models import VersionState
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "permatoken"
 T = datetime(2026, 1, 1, tzinfo=UTC)
-EMITTERS = ("rotation/", "scheduler/batch.py", "scheduler/batch_steps.py")
+EMITTERS = ("rotation/", "scheduler/batch.py", "scheduler/batch_steps.py", "notify/delivery.py")
 
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:

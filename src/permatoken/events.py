@@ -51,6 +51,13 @@ class EventKind(StrEnum):
     FAILURE_REPORTED = "failure.reported"
     VERSION_REVOKED = "version.revoked"  # also in the event log
 
+    # --- notices (the deliverer, in the scheduler's process) ---------------------------------
+    NOTICE_DELIVERED = "notice.delivered"
+    #: An attempt that failed; ``detail["final"]`` says whether it was the last one.
+    NOTICE_FAILED = "notice.failed"
+    #: Dropped unsent: its channel is no longer configured.
+    NOTICE_DROPPED = "notice.dropped"
+
     # --- the store's event log ----------------------------------------------------------------
     APP_ADDED = "app.added"
     APP_UPDATED = "app.updated"

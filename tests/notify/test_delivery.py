@@ -176,3 +176,54 @@ def test_channels_come_from_global_tenant_and_credential_settings() -> None:
     assert [c.url for c in chans] == ["json://a/x", "mailto://u:pw@b", "slack://T/B/C"]
     assert channels_for(s, "other", {}) == [Channel("json://a/x")]
     assert Channel("mailto://u:pw@b:25/x?pass=1").label == "mailto://b:25"
+
+
+def test_every_delivery_attempt_is_counted_in_the_brokers_metrics(
+    world: World, webhook: tuple[list[tuple[str, dict[str, Any]]], int]
+) -> None:
+    """Delivered, failed-and-retried and given-up attempts reach
+    ``permatoken_notice_deliveries_total`` by channel scheme, never by host or path."""
+    from permatoken.server.metrics import BrokerMetrics
+
+    received, port = webhook
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every attempt is refused at once
+    world.add(
+        "acme/ok",
+        issuer="manual",
+        expires_in=5 * DAY,
+        options={"notify": f"json://127.0.0.1:{port}/hook"},
+    )
+    world.add(
+        "acme/down",
+        issuer="manual",
+        expires_in=5 * DAY,
+        options={"notify": f"json://127.0.0.1:{refused}/x"},
+    )
+    sched = world.scheduler()
+    metrics = BrokerMetrics(world.store)
+    sched.engine.events.subscribe(metrics.on_engine_event)
+    world.advance(DAY + 60)
+    sched.tick()
+    assert sched.deliverer.run_once() == 2
+
+    def count(result: str) -> float:
+        value = metrics.registry.get_sample_value(
+            "permatoken_notice_deliveries_total", {"channel": "json", "result": result}
+        )
+        return value or 0.0
+
+    assert len(received) == 1
+    assert (count("ok"), count("retry"), count("failed")) == (1, 1, 0)
+    for n in range(1, sched.deliverer.max_attempts):
+        world.advance(sched.deliverer.retry_delay(n) + 1)
+        sched.deliverer.run_once()
+    assert (count("ok"), count("retry"), count("failed")) == (
+        1,
+        sched.deliverer.max_attempts - 1,
+        1,
+    )
+    text = metrics.render().decode()
+    assert str(port) not in text and str(refused) not in text and "/hook" not in text

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from .._exceptions import NotFoundError
 from .._secret import redact
+from ..events import EngineEvent, EventBus, EventKind
 from ..settings import Settings
 from ..store import Store
 from ..store.notices import ClaimedDelivery, Outbox
@@ -120,8 +121,12 @@ class Deliverer:
         retry_base: float = 30.0,
         retry_cap: float = 3600.0,
         interval: float = 1.0,
+        events: EventBus | None = None,
     ) -> None:
+        """``events``: where each attempt's outcome is announced (the broker counts them in
+        ``permatoken_notice_deliveries_total``)."""
         self.store = store
+        self.events = events
         self.settings = settings
         self.outbox = Outbox(store, owner=owner, clock=clock)
         self.clock = clock
@@ -173,6 +178,7 @@ class Deliverer:
             self.outbox.record(
                 d, ok=False, error="channel no longer configured", retry_at=None, dropped=True
             )
+            self._announce(EventKind.NOTICE_DROPPED, d, attempts=d.attempts, final=True)
             return
         try:
             ok, error = self.sender(url, d.title, d.body)
@@ -183,6 +189,8 @@ class Deliverer:
         if not ok and attempts < self.max_attempts:
             retry_at = self.clock.now() + timedelta(seconds=self.retry_delay(attempts))
         self.outbox.record(d, ok=ok, error=error, retry_at=retry_at)
+        kind = EventKind.NOTICE_DELIVERED if ok else EventKind.NOTICE_FAILED
+        self._announce(kind, d, attempts=attempts, final=ok or retry_at is None)
         if ok:
             log.info("notice for %s delivered to %s", d.credential, d.label)
         else:
@@ -193,6 +201,14 @@ class Deliverer:
                 attempts,
                 error,
             )
+
+    def _announce(self, kind: EventKind, d: ClaimedDelivery, *, attempts: int, final: bool) -> None:
+        if self.events is None:
+            return
+        # The scheme only: a host (or a webhook's path) is configuration, not a metric label.
+        channel = d.label.partition("://")[0] or "unknown"
+        detail = {"channel": channel, "attempt": attempts, "final": final}
+        self.events.emit(EngineEvent(kind, d.credential, detail))
 
     # --- thread -------------------------------------------------------------------------
     def wake(self) -> None:

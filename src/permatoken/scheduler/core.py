@@ -137,7 +137,7 @@ class Scheduler:
         )
         self.outbox = Outbox(store, owner=self.owner, clock=self.clock)
         self.deliverer = Deliverer(
-            store, settings, owner=self.owner, clock=self.clock, sender=sender
+            store, settings, owner=self.owner, clock=self.clock, sender=sender, events=engine.events
         )
         self.events = frozenset(settings.notify_events)
         self.reminders = Reminders(

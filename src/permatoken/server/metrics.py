@@ -217,13 +217,20 @@ class BrokerMetrics:
         r.register(SinkLagCollector(store))  # per sink kind only: in every view
 
     def on_engine_event(self, event: EngineEvent) -> None:
-        """An engine listener (subscribed while the app runs): counts renewals by result."""
+        """An engine listener (subscribed while the app runs): counts renewals and notice deliveries by result."""
         match event.kind:
             case EventKind.ROTATION_COMPLETED:
                 self.renewals.labels("rotated").inc()
             case EventKind.ROTATION_FAILED:
                 result = "needs_human" if event.detail.get("needs_human") else "failed"
                 self.renewals.labels(result).inc()
+            case EventKind.NOTICE_DELIVERED:
+                self.notices.labels(event.detail.get("channel", "unknown"), "ok").inc()
+            case EventKind.NOTICE_FAILED:
+                result = "failed" if event.detail.get("final") else "retry"
+                self.notices.labels(event.detail.get("channel", "unknown"), result).inc()
+            case EventKind.NOTICE_DROPPED:
+                self.notices.labels(event.detail.get("channel", "unknown"), "dropped").inc()
 
     def render(self, view: View = EVERYTHING) -> bytes:
         if self._scheduler_lag is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
+from ..events import EventKind
 from ..store import Store
 from ..store.event_feed import events_between, libpq_conninfo, newest_event_id
 from ..store.repository import NOTIFY_CHANNEL
@@ -31,11 +32,11 @@ from .cache import TokenCache
 log = logging.getLogger("permatoken.server.changes")
 
 _WATCHED_KINDS = (
-    "version.promoted",
-    "version.revoked",
-    "version.retired",
-    "credential.removed",
-    "health.changed",
+    EventKind.VERSION_PROMOTED,
+    EventKind.VERSION_REVOKED,
+    EventKind.VERSION_RETIRED,
+    EventKind.CREDENTIAL_REMOVED,
+    EventKind.HEALTH_CHANGED,
 )
 
 
@@ -220,13 +221,13 @@ class EventsPoller:
             if not name:
                 continue
             if (
-                kind == "version.promoted"
+                kind == EventKind.VERSION_PROMOTED
                 and isinstance(detail, dict)
                 and isinstance(detail.get("version"), int)
             ):
                 self.hub.publish(name, detail["version"])
             else:
-                self.hub.changed(name, removed=kind == "credential.removed")
+                self.hub.changed(name, removed=kind == EventKind.CREDENTIAL_REMOVED)
 
     async def run(self) -> None:
         while True:

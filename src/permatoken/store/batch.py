@@ -31,14 +31,8 @@ from .._exceptions import NotFoundError
 from .._secret import Secret
 from ..events import EventKind
 from ..models import Credential, TokenVersion, VersionMeta, VersionState
-from .repository import (
-    NOTIFY_CHANNEL,
-    Store,
-    _aad_version,
-    _credential,
-    _meta_values,
-    _version,
-)
+from .records import aad_version, credential_record, meta_values, version_record
+from .repository import NOTIFY_CHANNEL, Store
 from .schema import credentials, events, versions
 from .schema_scheduler import notices
 
@@ -114,9 +108,9 @@ def load(store: Store, names: Sequence[str]) -> dict[str, Loaded]:
             )
             for r in conn.execute(q).mappings():
                 vrow = {c.name: r[f"v_{c.name}"] for c in cur.c} if r["v_id"] is not None else None
-                current = _version(vrow) if vrow is not None else None
+                current = version_record(vrow) if vrow is not None else None
                 out[r["name"]] = Loaded(
-                    _credential(r, current.version if current else None),
+                    credential_record(r, current.version if current else None),
                     current,
                     vrow,
                     int(r["top"] or 0),
@@ -235,7 +229,7 @@ def insert_pending(store: Store, conn: sa.Connection, item: NewPending) -> bool:
     written and the answer is False (the caller decrypts those few to tell a real duplicate)."""
     now = store.clock.now()
     payload = json.dumps({"token": item.token.reveal()}).encode()
-    sealed = store.keyring.seal(payload, _aad_version(item.credential.id, item.number))
+    sealed = store.keyring.seal(payload, aad_version(item.credential.id, item.number))
     row: dict[str, Any] = {
         "credential_id": item.credential.id,
         "version": item.number,
@@ -246,7 +240,7 @@ def insert_pending(store: Store, conn: sa.Connection, item: NewPending) -> bool:
         "fingerprint": item.token.fingerprint,
         "created_at": now,
         "state_changed_at": now,
-        **_meta_values(item.meta),
+        **meta_values(item.meta),
     }
     taken = sa.exists().where(
         versions.c.fingerprint == item.token.fingerprint, versions.c.state.in_(LIVE)
@@ -277,12 +271,12 @@ def update_meta(conn: sa.Connection, items: Sequence[tuple[int, int, VersionMeta
             versions.c.credential_id == sa.bindparam("b_cid"),
             versions.c.version == sa.bindparam("b_version"),
         )
-        .values({k: sa.bindparam(f"b_{k}") for k in _meta_values(VersionMeta())})
+        .values({k: sa.bindparam(f"b_{k}") for k in meta_values(VersionMeta())})
     )
     conn.execute(
         stmt,
         [
-            {"b_cid": cid, "b_version": number, **{f"b_{k}": v for k, v in _meta_values(m).items()}}
+            {"b_cid": cid, "b_version": number, **{f"b_{k}": v for k, v in meta_values(m).items()}}
             for cid, number, m in items
         ],
     )

@@ -13,7 +13,7 @@ from .._exceptions import DecryptionError, KmsUnavailableError, NotFoundError, P
 from .._secret import Secret
 from ..crypto import Sealed
 from ..timeutil import ensure_utc
-from .repository import _aad_version
+from .records import aad_version
 from .schema import credentials, versions
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def open_current(store: Store, name: str) -> OpenedCurrent:
     cid, number, ciphertext, wrapped, kek_id, fp, token_type, expires_at, health = row
     try:
         data = json.loads(
-            store.keyring.open(Sealed(ciphertext, wrapped, kek_id), _aad_version(cid, number))
+            store.keyring.open(Sealed(ciphertext, wrapped, kek_id), aad_version(cid, number))
         )
     except KmsUnavailableError:
         raise  # AWS KMS is down: a dependency outage (503), not a damaged value

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from .._secret import Secret
 from ..events import EventKind
 from ..models import Health, NewCredential, VersionMeta, VersionState, tenant_of
-from .repository import Store, _aad_version, _meta_values
+from .records import aad_version, meta_values
+from .repository import Store
 from .schema import credentials, events, versions
 
 
@@ -92,7 +93,7 @@ def insert_new(store: Store, items: Sequence[NewImport], *, actor: str = "import
         event_rows: list[dict[str, Any]] = []
         for cid, it in zip(ids, items, strict=True):
             sealed = store.keyring.seal(
-                json.dumps({"token": it.token.reveal()}).encode(), _aad_version(cid, 1)
+                json.dumps({"token": it.token.reveal()}).encode(), aad_version(cid, 1)
             )
             version_rows.append(
                 {
@@ -105,7 +106,7 @@ def insert_new(store: Store, items: Sequence[NewImport], *, actor: str = "import
                     "fingerprint": it.token.fingerprint,
                     "created_at": now,
                     "state_changed_at": now,
-                    **_meta_values(it.meta),
+                    **meta_values(it.meta),
                 }
             )
             event_rows.append(

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 import sqlalchemy as sa
 
 from ..models import CredentialStatus
-from .repository import Store, _credential, _version
+from .records import credential_record, version_record
+from .repository import Store
 from .schema import credentials, versions
 
 #: Rows read per statement when a caller streams every page.
@@ -74,8 +75,8 @@ def status_page(
     with store.read() as conn:
         for r in conn.execute(q).mappings():
             vrow = {c.name: r[f"v_{c.name}"] for c in cur.c}
-            current = _version(vrow) if vrow["id"] is not None else None
-            cred = _credential(r, current.version if current else None)
+            current = version_record(vrow) if vrow["id"] is not None else None
+            cred = credential_record(r, current.version if current else None)
             out.append(CredentialStatus(cred, current))
     return out
 

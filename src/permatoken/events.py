@@ -5,8 +5,10 @@ Two streams use the same names:
 - the renewal engine's events (``rotation.*``, ``inspected``, ``failure.reported``,
   ``version.revoked``) go to in-process listeners through an :class:`EventBus`: the scheduler
   turns them into notices (:mod:`permatoken.scheduler.reactions`), the HTTP server into metrics;
+- the notice deliverer's ``notice.*`` (one per delivery attempt) take the same bus to the
+  HTTP server's metrics;
 - the store's event log (the ``events`` table: ``credential.created``, ``version.promoted``, …)
-  keeps a row per change, read by ``permatoken history`` and the API.
+  keeps a row per change, read through ``GET /v1/events`` and the dashboard.
 
 ``tests/test_events.py`` proves the lists agree: every kind emitted in the source is a member of
 :class:`EventKind`, and every member is emitted somewhere.

@@ -19,6 +19,8 @@ A batched renewal that already found nothing to notice marks its events ``batche
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +31,6 @@ from ..notify import notices as nt
 from .reminders import Reminders, current_version
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ..models import Credential
     from ..store import Store
     from ..timeutil import Clock
@@ -39,6 +39,20 @@ __all__ = ["Reactions"]
 
 #: Failure kinds that deserve a notice only when they repeat (one blip is not news).
 _BLIPS = {ErrorKind.TRANSIENT.value, ErrorKind.UNKNOWN.value, "upstream"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a handler needs: the credential as stored now, the event's detail, its current version."""
+
+    cred: Credential
+    detail: Mapping[str, Any]
+    version: int
+    expires: datetime | None
+    now: datetime
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.cred, self.detail, self.version, self.expires, self.now))
 
 
 class Reactions:
@@ -50,38 +64,38 @@ class Reactions:
         self.clock = clock
 
     def __call__(self, event: EngineEvent) -> None:
-        if event.kind not in (
-            EventKind.ROTATION_FAILED,
-            EventKind.ROTATION_COMPLETED,
-            EventKind.INSPECTED,
-        ):
-            return
         if event.detail.get("batched"):
             return  # a batched renewal that already found nothing to notice (see batch.py)
+        handler: Callable[[_Seen], None]
+        match event.kind:  # the one dispatch: a new kind with notices is one more case
+            case EventKind.ROTATION_FAILED:
+                handler = self._failed
+            case EventKind.ROTATION_COMPLETED:
+                handler = self._completed
+            case EventKind.INSPECTED:
+                handler = self._inspected
+            case _:
+                return  # no notice for the other kinds
+        seen = self._seen(event)
+        if seen is not None:
+            handler(seen)
+
+    def _seen(self, event: EngineEvent) -> _Seen | None:
         try:
             cred = self.store.get(event.name)
         except NotFoundError:
-            return
+            return None  # removed since
         current = current_version(self.store, event.name)
-        version = current.version if current else 0
-        expires = current.meta.expires_at if current else None
-        now = self.clock.now()
-        match event.kind:
-            case EventKind.ROTATION_FAILED:
-                self._failed(cred, event.detail, version, expires, now)
-            case EventKind.ROTATION_COMPLETED:
-                self._completed(cred, event.detail, version, expires, now)
-            case EventKind.INSPECTED:
-                self._inspected(cred, event.detail, version, expires, now)
+        return _Seen(
+            cred,
+            event.detail,
+            current.version if current else 0,
+            current.meta.expires_at if current else None,
+            self.clock.now(),
+        )
 
-    def _failed(
-        self,
-        cred: Credential,
-        detail: Mapping[str, Any],
-        version: int,
-        expires: datetime | None,
-        now: datetime,
-    ) -> None:
+    def _failed(self, seen: _Seen) -> None:
+        cred, detail, version, expires, now = seen
         name = cred.name
         fkind = str(detail.get("kind") or "")
         if fkind == ErrorKind.THROTTLED.value:
@@ -109,14 +123,8 @@ class Reactions:
                 cred,
             )
 
-    def _completed(
-        self,
-        cred: Credential,
-        detail: Mapping[str, Any],
-        version: int,
-        expires: datetime | None,
-        now: datetime,
-    ) -> None:
+    def _completed(self, seen: _Seen) -> None:
+        cred, detail, version, expires, now = seen
         name, send = cred.name, self.reminders.send
         number = int(detail.get("version") or version)
         prev = detail.get("previous")
@@ -127,14 +135,8 @@ class Reactions:
             cred,
         )
 
-    def _inspected(
-        self,
-        cred: Credential,
-        detail: Mapping[str, Any],
-        version: int,
-        expires: datetime | None,
-        now: datetime,
-    ) -> None:
+    def _inspected(self, seen: _Seen) -> None:
+        cred, detail, version, expires, now = seen
         name, send = cred.name, self.reminders.send
         number = int(detail.get("version") or version)
         if number != version:

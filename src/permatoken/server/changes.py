@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ..events import EventKind
 from ..store import Store
-from ..store.event_feed import events_between, libpq_conninfo, newest_event_id
-from ..store.repository import NOTIFY_CHANNEL
+from ..store.event_feed import events_between, newest_event_id
+from ..store.listen import PostgresListener
 from .cache import TokenCache
 
 log = logging.getLogger("permatoken.server.changes")
@@ -143,58 +142,6 @@ class ChangeHub:
         for fut in self._waiters.pop(name, ()):
             if not fut.done():
                 fut.set_result(None)
-
-
-class PostgresListener:
-    """``LISTEN permatoken_versions`` on a dedicated psycopg async connection, reconnecting."""
-
-    def __init__(self, url: str, hub: ChangeHub) -> None:
-        self.url = url
-        self.hub = hub
-        self.connected = False
-
-    def _conninfo(self) -> str:
-        return libpq_conninfo(self.url)
-
-    async def run(self) -> None:
-        try:
-            import psycopg
-        except ImportError:  # pragma: no cover - the postgres extra is missing
-            log.error("PostgreSQL LISTEN disabled: pip install 'permatoken[postgres]'")
-            return
-        delay = 0.5
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo(), autocommit=True, application_name="permatoken-listen"
-                ) as conn:
-                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self.connected = True
-                    delay = 0.5
-                    self.hub.resync()
-                    async for note in conn.notifies():
-                        self._deliver(note.payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "PostgreSQL LISTEN connection lost (%s); reconnecting in %.1f s",
-                    type(exc).__name__,
-                    delay,
-                )
-            finally:
-                self.connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    def _deliver(self, payload: str) -> None:
-        try:
-            data = json.loads(payload)
-            name, version = str(data["name"]), int(data["version"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed notification on %s", NOTIFY_CHANNEL)
-            return
-        self.hub.publish(name, version)
 
 
 class EventsPoller:

@@ -119,6 +119,11 @@ class Keyring:
     def ids(self) -> list[str]:
         return [*self._keys, *([self.active_id] if self.kms is not None else [])]
 
+    def raw_keys(self) -> dict[str, bytes]:
+        """The local KEKs by id (a copy): secret material, for sealing into a backup and for
+        reading a key file's keys. A KMS key never appears here (it never leaves KMS)."""
+        return dict(self._keys)
+
     def __contains__(self, kek_id: object) -> bool:
         # A ``kms:{ARN}`` id names its own key: KMS is asked, and answers or refuses.
         return kek_id in self._keys or (isinstance(kek_id, str) and kek_id.startswith("kms:"))
@@ -297,7 +302,8 @@ def _fsync_directory(path: Path) -> None:
 
 def read_key_file_keys(path: Path) -> list[bytes]:
     ring = Keyring.from_file(path)
-    return [ring._keys[i] for i in ring.ids]
+    raw = ring.raw_keys()
+    return [raw[i] for i in ring.ids]
 
 
 def load_keyring(
@@ -316,7 +322,7 @@ def load_keyring(
 
         local: list[bytes] = []
         if key is not None:
-            local = list(Keyring.from_env_value(key)._keys.values())
+            local = list(Keyring.from_env_value(key).raw_keys().values())
         elif key_file.exists() or key_file.is_symlink():
             local = read_key_file_keys(key_file)
         kms = KmsKek(kms_key_id, cache_seconds=kms_cache_seconds)

@@ -159,13 +159,7 @@ def open_keys(passphrase: Secret, spec: PassphraseSpec) -> tuple[list[bytes], by
 
 def export_keys(keyring: Keyring) -> list[bytes]:
     """The raw KEKs of a keyring, active last (a provider that cannot export them is refused)."""
-    raw: dict[str, bytes] | None = getattr(keyring, "_keys", None)
-    if not isinstance(raw, dict):
-        raise CryptoError(
-            f"the keys from {keyring.source} cannot be exported, so they cannot be sealed "
-            "into a backup",
-            hint="run `permatoken backup --out FILE` without --passphrase-file and keep the keys",
-        )
+    raw = keyring.raw_keys()
     ids = [k for k in keyring.ids if k != keyring.active_id] + [keyring.active_id]
     if any(k not in raw for k in ids):
         raise CryptoError(

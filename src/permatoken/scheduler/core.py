@@ -318,7 +318,7 @@ class Scheduler:
             self.replan(cred.name, inspected=False)
             return
         except GraphError as exc:
-            self.budgets.observe(getattr(exc, "usage", None), cred.app_id, now)
+            self.budgets.observe(exc.usage, cred.app_id, now)
             if exc.error.kind in (ErrorKind.THROTTLED, ErrorKind.TRANSIENT, ErrorKind.UNKNOWN):
                 wait = exc.error.retry_after or (
                     THROTTLED_DELAY if exc.error.kind is ErrorKind.THROTTLED else backoff(policy, 1)

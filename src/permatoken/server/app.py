@@ -156,7 +156,7 @@ async def stop(b: Broker) -> None:
     b.closing = True
     b.hub.close()
     if b.scheduler is not None:
-        await run_in_threadpool(lambda: b.scheduler.stop(timeout=30))
+        await run_in_threadpool(b.scheduler.stop, 30)
     for task in b.tasks:
         task.cancel()
     for task in b.tasks:

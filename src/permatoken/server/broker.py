@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -27,6 +27,9 @@ from .proxies import ClientAddresses
 from .recorder import AuditRecorder
 from .sessions import KeySessions, Session
 from .upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from ..scheduler import Scheduler
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -77,7 +80,7 @@ class Broker:
         store: Store,
         engine: RenewalEngine,
         *,
-        scheduler: Any = None,
+        scheduler: Scheduler | None = None,
         config: BrokerConfig | None = None,
     ) -> None:
         self.settings = settings
@@ -222,21 +225,12 @@ class Broker:
         self.hub.close()
 
     def _scheduler_lag(self) -> float | None:
-        sched = self.scheduler
-        lag = getattr(sched, "lag_seconds", None)
-        if lag is None:  # permatoken.scheduler.Scheduler keeps it on its last tick's report
-            lag = getattr(getattr(sched, "last_report", None), "lag_seconds", None)
-        value = lag() if callable(lag) else lag
-        return float(value) if isinstance(value, int | float) else None
+        """How far behind the scheduler's last tick was (None without a scheduler or a tick)."""
+        report = self.scheduler.last_report if self.scheduler is not None else None
+        return report.lag_seconds if report is not None else None
 
     def scheduler_alive(self) -> bool:
-        if self.scheduler is None:
-            return True
-        for attr in ("is_alive", "alive", "running"):
-            value = getattr(self.scheduler, attr, None)
-            if value is not None:
-                return bool(value() if callable(value) else value)
-        return True
+        return self.scheduler is None or self.scheduler.alive
 
 
 def _route(request: Request) -> str:

@@ -42,10 +42,6 @@ def from_unix(ts: float | int | None) -> datetime | None:
     return datetime.fromtimestamp(float(ts), UTC)
 
 
-def to_unix(dt: datetime | None) -> int:
-    return 0 if dt is None else int(dt.timestamp())
-
-
 def ensure_utc(dt: datetime | None) -> datetime | None:
     """Databases may hand back naive datetimes; ours are always UTC."""
     if dt is None:

@@ -150,20 +150,6 @@ class Store(LeaseMixin, KeysMixin):
     list_apps = _Delegate("apps", Apps.all)
     app_secret = _Delegate("apps", Apps.secret)
 
-    def _insert_app(
-        self,
-        conn: sa.Connection,
-        app_id: str,
-        secret: Secret,
-        now: datetime,
-        *,
-        actor: str,
-        **values: Any,
-    ) -> None:
-        # Written out: mypy cannot carry ``**values`` through _Delegate's ParamSpec.
-        self.apps.insert_in(conn, app_id, secret, now, actor=actor, **values)
-
-    _sealed_app_secret = _Delegate("apps", Apps.sealed_secret)
     # credentials
     add_credential = _Delegate("credentials", Credentials.add)
     get = _Delegate("credentials", Credentials.get)
@@ -195,13 +181,10 @@ class Store(LeaseMixin, KeysMixin):
         "token_versions", TokenVersions.live_with_fingerprint
     )
     update_version_meta = _Delegate("token_versions", TokenVersions.update_meta)
-    _insert_version = _Delegate("token_versions", TokenVersions.insert_in)
-    _version_row = _Delegate("token_versions", TokenVersions.find_in)
     _open_version = _Delegate("token_versions", TokenVersions.open_row)
     # credential-level secrets
     put_secret = _Delegate("secrets", CredentialSecrets.put)
     get_secret = _Delegate("secrets", CredentialSecrets.get)
-    _put_secret = _Delegate("secrets", CredentialSecrets.put_in)
 
 
 __all__ = ["NOTIFY_CHANNEL", "Store", "fingerprint"]

@@ -17,6 +17,7 @@ from ._exceptions import (
 from ._secret import Secret
 from .health import assess
 from .issuers import IssueContext, issuer_for
+from .issuers.base import check_can_obtain
 from .meta.errors import ErrorKind
 from .models import Credential, CredentialStatus, Health, NewCredential, VersionMeta
 from .rotation import meta_from_debug, plan_next
@@ -65,6 +66,7 @@ def add_credential(
                 raise InputError(
                     f"the {spec.issuer} issuer cannot obtain a first value; supply the token"
                 )
+            check_can_obtain(issuer, spec.name, spec.options, spec.app_id)
             draft = Credential(
                 0,
                 spec.name,
@@ -89,7 +91,7 @@ def add_credential(
                 current_token=_no_current_token,
                 app_secret=lambda: _known(app_secret, "the app secret"),
                 secret=lambda s: _draft_secret(secrets or {}, s),
-                reveal_credential=store.reveal,
+                reveal_credential=lambda other: _referenced(store, spec.name, other),
                 current_dead=True,
             )
             try:
@@ -280,6 +282,20 @@ def unreachable(
 
 def _no_current_token() -> Secret:
     raise InputError("there is no current token yet: this issuer cannot obtain a first value")
+
+
+def _referenced(store: Store, name: str, other: str) -> Secret:
+    """The current token of the credential an option names (the mint's admin credential)."""
+    try:
+        return store.reveal(other)
+    except NotFoundError as exc:
+        # The caller's option names nothing usable: their input, not a missing route or record.
+        raise InputError(
+            f"{name}: the credential {other!r} its options name cannot be used: "
+            f"{exc.message}; nothing was stored",
+            hint=f"add it first (`permatoken add {other} …`), or name another one",
+            name=name,
+        ) from None
 
 
 def _draft_secret(secrets: Mapping[str, Secret], name: str) -> Secret:

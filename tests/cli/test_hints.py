@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import typer
 
@@ -71,7 +72,8 @@ def commands_in(text: str) -> list[str]:
 def _params(command: Any) -> tuple[dict[str, Any], list[Any]]:
     options = {}
     arguments = []
-    for param in command.params:
+    # get_params: the command's own parameters plus the help option Click gives every command.
+    for param in command.get_params(click.Context(command)):
         if getattr(param, "param_type_name", "") == "argument":
             arguments.append(param)
         else:
@@ -132,6 +134,8 @@ def test_the_checker_catches_what_it_should(root: Any) -> None:
     assert problem_with("frobnicate acme/x", root) == "no command `permatoken frobnicate`"
     assert "has no option --app-ids" in (problem_with("update acme/x --app-ids 1", root) or "")
     assert "takes 1 argument" in (problem_with("get acme/x acme/y", root) or "")
+    assert problem_with("import --help", root) is None  # every command has its --help
+    assert "has no option --helpp" in (problem_with("import --helpp", root) or "")
     assert "is a group" in (problem_with("keys", root) or "")
     # a group that runs on its own (``backup --out FILE``) takes its own options
     assert problem_with("backup --out FILE", root) is None

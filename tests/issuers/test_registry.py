@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import typing
+from typing import Any
+
+import pytest
 
 from permatoken.issuers import ISSUER_CLASSES, issuer_for
 from permatoken.models import ISSUERS, Health
@@ -64,3 +67,45 @@ def test_a_debug_token_verdict_suggests_a_health_value() -> None:
 
     hints = typing.get_type_hints(Verdict)
     assert hints["health_hint"] is Health
+
+
+def _context(kind: str, options: dict[str, str], app_id: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    from permatoken._secret import Secret
+    from permatoken.issuers import IssueContext
+    from permatoken.models import Credential
+
+    cred = Credential(
+        0, "acme/x", "", kind, None, None, (), None, app_id, Health.OK, None, options, {}
+    )
+    never: Any = None  # obtain must refuse before it touches Meta or the network
+
+    return IssueContext(
+        credential=cred,
+        current=None,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        graph=never,
+        http=never,
+        current_token=lambda: Secret("zqCurrent0123456789"),
+        app_secret=lambda: Secret("zqAppSecret0123456789"),
+        secret=lambda name: Secret("zqSecret0123456789"),
+        reveal_credential=lambda name: Secret("zqAdmin0123456789"),
+        current_dead=True,
+    )
+
+
+def test_each_issuer_declares_the_options_and_app_its_obtain_requires() -> None:
+    """``required_options`` / ``needs_app`` (checked at create) match what ``obtain`` refuses
+    without, so a create the declaration lets through cannot fail on them later."""
+    from permatoken._exceptions import RotationError
+
+    for kind, cls in ISSUER_CLASSES.items():
+        for key in cls.required_options:
+            options = {k: "1" for k in cls.required_options if k != key}
+            with pytest.raises(RotationError, match=f"needs option {key!r}"):
+                issuer_for(kind).obtain(_context(kind, options, "1"))
+        if cls.needs_app:
+            options = {k: "1" for k in cls.required_options}
+            with pytest.raises(RotationError, match="needs the Meta app id"):
+                issuer_for(kind).obtain(_context(kind, options, None))

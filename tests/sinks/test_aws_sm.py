@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,12 +41,33 @@ def worker(settings: Any, store: Any) -> SinkWorker:
     return SinkWorker(settings, store, owner="test", clock=store.clock)
 
 
-def rotate(engine: RenewalEngine, world: Any, emitted: Any) -> int:
-    outcome = engine.rotate(NAME, force=True)
-    assert outcome.status == "rotated", outcome.message
-    emitted.watch(world.reveal(NAME).reveal())
-    assert outcome.version is not None
-    return outcome.version
+@pytest.fixture
+def aws_sink(moto: MotoServer, onboarded: str, cli: Any) -> str:
+    """``acme/messaging`` delivered to ``aws-sm://prod/acme/whatsapp`` by `sink add` (version 1
+    already in AWS); the value is version 1's token."""
+    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
+    return onboarded
+
+
+@pytest.fixture
+def sink_worker(aws_sink: str, settings: Any, world: Any) -> SinkWorker:
+    """One replica's sink worker, made once the sink exists."""
+    return worker(settings, world)
+
+
+@pytest.fixture
+def rotate(engine: RenewalEngine, world: Any, emitted: Any) -> Callable[[], int]:
+    """``rotate()``: a forced rotation by the real engine; the new token is watched, the new
+    version number returned."""
+
+    def rotate_once() -> int:
+        outcome = engine.rotate(NAME, force=True)
+        assert outcome.status == "rotated", outcome.message
+        emitted.watch(world.reveal(NAME).reveal())
+        assert outcome.version is not None
+        return outcome.version
+
+    return rotate_once
 
 
 def test_sink_add_delivers_the_current_token_at_once(
@@ -75,21 +97,13 @@ def test_format_raw_stores_the_bare_token(
 
 
 def test_two_rotations_leave_awscurrent_and_awsprevious(
-    moto: MotoServer,
-    onboarded: str,
-    cli: Any,
-    world: Any,
-    engine: RenewalEngine,
-    settings: Any,
-    emitted: Any,
+    aws_sink: str, sink_worker: SinkWorker, rotate: Callable[[], int], world: Any
 ) -> None:
     """after two rotations AWSCURRENT holds v3, AWSPREVIOUS v2: one AWS version each"""
-    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
-    w = worker(settings, world)
     for expected in (2, 3):
-        assert rotate(engine, world, emitted) == expected
-        assert w.run_once() == 1
-        assert w.run_once() == 0  # nothing behind any more
+        assert rotate() == expected
+        assert sink_worker.run_once() == 1
+        assert sink_worker.run_once() == 0  # nothing behind any more
     assert json.loads(aws_value())["token"] == world.reveal(NAME, 3).reveal()
     assert json.loads(aws_value("AWSPREVIOUS"))["token"] == world.reveal(NAME, 2).reveal()
     versions = aws_versions()
@@ -102,21 +116,21 @@ def test_two_rotations_leave_awscurrent_and_awsprevious(
 
 def test_aws_down_during_a_promotion_the_sink_catches_up(
     moto: MotoServer,
-    onboarded: str,
+    aws_sink: str,
+    sink_worker: SinkWorker,
+    rotate: Callable[[], int],
     cli: Any,
     world: Any,
     engine: RenewalEngine,
     settings: Any,
     sandbox: Any,
-    emitted: Any,
 ) -> None:
     """moto killed: the rotation completes, the sink is behind with a clear error and retries
     with back-off; moto back on the same port: exactly one AWS version for the new version"""
-    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
-    w = worker(settings, world)
+    w = sink_worker
     engine.events.subscribe_promotions(w.wake)
     moto.kill()
-    assert rotate(engine, world, emitted) == 2  # never blocked by the sink
+    assert rotate() == 2  # never blocked by the sink
     assert w._wake.is_set()  # the promotion woke the worker
     assert w.run_once() == 0
     (rec,) = SinkTable(world).all()
@@ -139,22 +153,15 @@ def test_aws_down_during_a_promotion_the_sink_catches_up(
     assert not rec.behind and rec.attempts == 0 and rec.last_error is None
     kinds = [e.kind for e in world.events(NAME)]
     assert "sink.failed" in kinds and kinds.count("sink.delivered") == 1
-    assert all(onboarded not in text for text in (moto.logs(), rec.last_error or ""))
+    assert all(aws_sink not in text for text in (moto.logs(), rec.last_error or ""))
 
 
 def test_a_retry_after_a_crash_makes_no_second_aws_version(
-    moto: MotoServer,
-    onboarded: str,
-    cli: Any,
-    world: Any,
-    engine: RenewalEngine,
-    settings: Any,
-    emitted: Any,
+    sink_worker: SinkWorker, rotate: Callable[[], int], world: Any, settings: Any
 ) -> None:
     """AWS took v2 but the record of it was lost (a crash): the retry adds no AWS version"""
-    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
-    w = worker(settings, world)
-    rotate(engine, world, emitted)
+    w = sink_worker
+    rotate()
     assert w.run_once() == 1
     before = aws_versions()
     with connect(settings.resolved_database_url) as conn:  # the crash: delivery not recorded
@@ -166,19 +173,12 @@ def test_a_retry_after_a_crash_makes_no_second_aws_version(
 
 
 def test_two_workers_at_once_deliver_once(
-    moto: MotoServer,
-    onboarded: str,
-    cli: Any,
-    world: Any,
-    engine: RenewalEngine,
-    settings: Any,
-    emitted: Any,
+    aws_sink: str, rotate: Callable[[], int], world: Any, settings: Any
 ) -> None:
     """two replicas racing on one due sink: one claims it, AWS gets one version"""
     import threading
 
-    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
-    rotate(engine, world, emitted)
+    rotate()
     workers = [worker(settings, world) for _ in range(2)]
     done: list[int] = []
     threads = [threading.Thread(target=lambda w=w: done.append(w.run_once())) for w in workers]
@@ -236,23 +236,20 @@ def test_no_token_reaches_a_log_even_at_debug(
 
 def test_a_sink_left_behind_sends_one_notice_per_version(
     moto: MotoServer,
-    onboarded: str,
-    cli: Any,
+    aws_sink: str,
+    rotate: Callable[[], int],
     world: Any,
-    engine: RenewalEngine,
     settings: Any,
     sandbox: Any,
-    emitted: Any,
 ) -> None:
     """behind past sinks.notice_after: one sink_behind notice naming the sink and the error,
     not one per retry; the notice holds no token"""
     from permatoken.settings import SinkSettings
 
-    assert cli("sink", "add", NAME, "--to", f"aws-sm://{SECRET}").rc == 0
     quick = settings.model_copy(update={"sinks": SinkSettings(notice_after=60)})
     w = worker(quick, world)
     moto.kill()
-    rotate(engine, world, emitted)
+    rotate()
     assert w.run_once() == 0  # behind for less than notice_after: no notice yet
 
     def notices() -> list[tuple[Any, ...]]:
@@ -269,4 +266,4 @@ def test_a_sink_left_behind_sends_one_notice_per_version(
     (notice,) = notices()
     assert notice[:3] == (NAME, 2, "sink_behind")
     assert f"aws-sm://{SECRET}" in notice[3] and "AWS Secrets Manager" in notice[3]
-    assert world.reveal(NAME).reveal() not in notice[3] and onboarded not in notice[3]
+    assert world.reveal(NAME).reveal() not in notice[3] and aws_sink not in notice[3]

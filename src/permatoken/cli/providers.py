@@ -108,10 +108,11 @@ def import_(
     reason; exit code 15 when some rows were refused. The file must be private (chmod 600).
     """
     from .._exceptions import RowsRefusedError
-    from ..providers.importing import Importer, check_private, read_rows
+    from ..providers.import_file import check_file
+    from ..providers.importing import Importer, read_rows
     from ..service import build_engine
 
-    check_private(file)
+    check_file(file)
     if tenant is not None:
         from ..providers.signup import check_target
 

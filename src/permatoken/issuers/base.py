@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 import httpx
 
-from .._exceptions import RotationError
+from .._exceptions import InputError, RotationError
 from .._secret import Secret
 from ..meta.graph import GraphClient
 from ..models import Credential, TokenVersion
@@ -84,8 +84,41 @@ class Issuer(Protocol):
     recovers_dead: ClassVar[bool]
     #: Is the value verifiable through Meta's debug_token?
     meta: ClassVar[bool]
+    #: Options ``obtain`` cannot work without (``ctx.option(key, required=True)``).
+    required_options: ClassVar[tuple[str, ...]]
+    #: Does ``obtain`` call Meta with the credential's app (``ctx.require_app()``)?
+    needs_app: ClassVar[bool]
 
     def obtain(self, ctx: IssueContext) -> Obtained: ...
+
+
+def check_can_obtain(
+    issuer: Issuer, name: str, options: Mapping[str, Any], app_id: str | None
+) -> None:
+    """Refuse, as the caller's input error, a credential its issuer could not obtain a value for.
+
+    Checked before a first value is asked for (``add`` without a token): a missing option is
+    the caller's mistake to fix, not a failed call upstream. The same holes found at a later
+    renewal are :class:`RotationError` s that need a human (:meth:`IssueContext.option`).
+    """
+    missing = [key for key in issuer.required_options if options.get(key) in (None, "")]
+    if missing:
+        said = " and ".join(repr(key) for key in missing)
+        key = missing[0]
+        raise InputError(
+            f"{name}: the {issuer.kind} issuer needs option{'s' if len(missing) > 1 else ''} "
+            f"{said}; nothing was stored",
+            hint=f"`permatoken add {name} --issuer {issuer.kind} --option {key}=VALUE …` "
+            "(one --option per missing name)",
+            name=name,
+        )
+    if issuer.needs_app and not app_id:
+        raise InputError(
+            f"{name}: the {issuer.kind} issuer needs the Meta app id; nothing was stored",
+            hint=f"give it: `permatoken add {name} --issuer {issuer.kind} --app-id APP_ID "
+            "--app-secret-file FILE …`",
+            name=name,
+        )
 
 
 def needs_human(ctx: IssueContext, message: str, hint: str) -> RotationError:

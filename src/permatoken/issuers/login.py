@@ -20,6 +20,8 @@ from .http_issuers import post, token_field, upstream_error
 
 class LoginIssuer:
     kind: ClassVar[str] = "login"
+    required_options: ClassVar[tuple[str, ...]] = ("login_url", "username")
+    needs_app: ClassVar[bool] = False
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = False

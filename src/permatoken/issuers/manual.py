@@ -9,6 +9,8 @@ from .base import IssueContext, Obtained, needs_human
 
 class ManualIssuer:
     kind: ClassVar[str] = "manual"
+    required_options: ClassVar[tuple[str, ...]] = ()
+    needs_app: ClassVar[bool] = False
     automatic: ClassVar[bool] = False
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True

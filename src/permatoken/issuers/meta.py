@@ -32,6 +32,8 @@ def _expired_or_dead(ctx: IssueContext) -> bool:
 
 class MetaSystemRefreshIssuer:
     kind: ClassVar[str] = "meta-system-refresh"
+    required_options: ClassVar[tuple[str, ...]] = ()
+    needs_app: ClassVar[bool] = True
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True
@@ -56,6 +58,8 @@ class MetaSystemRefreshIssuer:
 
 class MetaSystemMintIssuer:
     kind: ClassVar[str] = "meta-system-mint"
+    required_options: ClassVar[tuple[str, ...]] = ("system_user_id", "admin_credential")
+    needs_app: ClassVar[bool] = True
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = True
@@ -85,6 +89,8 @@ class MetaSystemMintIssuer:
 
 class MetaUserExchangeIssuer:
     kind: ClassVar[str] = "meta-user-exchange"
+    required_options: ClassVar[tuple[str, ...]] = ()
+    needs_app: ClassVar[bool] = True
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True

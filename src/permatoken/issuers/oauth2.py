@@ -20,6 +20,8 @@ from .http_issuers import post, token_field, upstream_error
 
 class OAuth2RefreshIssuer:
     kind: ClassVar[str] = "oauth2-refresh"
+    required_options: ClassVar[tuple[str, ...]] = ("token_url", "client_id")
+    needs_app: ClassVar[bool] = False
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = False

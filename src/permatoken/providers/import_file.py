@@ -2,7 +2,9 @@
 
 Pure apart from reading the file. Every problem with a row becomes a refused
 :class:`RowResult` naming the line and the reason (never the token); a problem with the file
-itself (unreadable, other users can read it, no name/token columns) is an ``InputError``.
+itself (missing, a directory, other users can read it, not UTF-8, no row, no name/token
+columns) is an ``InputError`` with a hint, raised by :func:`check_file` before anything is stored
+(the columns when the first row is read).
 """
 
 from __future__ import annotations
@@ -68,14 +70,63 @@ class Row:
 # --- the file --------------------------------------------------------------------------------
 
 
+#: What every refusal of the file itself ends with: where the format is described.
+FORMAT_HINT = "`permatoken import --help` shows the format (CSV with a header, or JSON Lines)"
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before anything is stored, a file that cannot be imported as a whole: missing,
+    not a regular file, readable by others, not UTF-8 text (anywhere in it), or with no row."""
+    check_private(path)
+    try:
+        with path.open("r", encoding="utf-8", newline="") as handle:
+            has_row = _has_row(handle, path)
+            while handle.read(1 << 20):
+                pass  # the rest decoded too: a bad byte late in the file would stop mid-import
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not UTF-8 text (a byte that is not UTF-8 near offset {exc.start})",
+            hint="save it as UTF-8 (most editors and spreadsheets offer 'CSV UTF-8'); "
+            + FORMAT_HINT,
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint=_PATH_HINT) from None
+    if not has_row:
+        raise InputError(
+            f"{path} has no row to import (it is empty or holds only a header)",
+            hint="add one line per token, under a header line such as name,token,expires_at; "
+            + FORMAT_HINT,
+        )
+
+
+def _has_row(handle: io.TextIOBase, path: Path) -> bool:
+    """Whether the file holds a data line: a non-blank line (JSON Lines) or one after the header."""
+    head = handle.read(4096)
+    handle.seek(0)
+    if path.suffix.lower() in (".jsonl", ".ndjson") or head.lstrip().startswith("{"):
+        return any(line.strip() for line in handle)
+    seen_header = False
+    for line in handle:
+        if line.strip().strip(","):
+            if seen_header:
+                return True
+            seen_header = True
+    return False
+
+
+_PATH_HINT = "check the path; " + FORMAT_HINT
+
+
 def check_private(path: Path) -> None:
     """Refuse a file other users can read or write: it holds tokens."""
     try:
         st = path.stat()
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint=_PATH_HINT) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path} is a directory, not an import file", hint=_PATH_HINT)
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path} is not a regular file")
+        raise InputError(f"{path} is not a regular file", hint=_PATH_HINT)
     if st.st_mode & 0o077:
         raise InputError(
             f"{path} can be read or written by other users (mode {stat.S_IMODE(st.st_mode):o}) "
@@ -217,4 +268,4 @@ def _check(line: int, record: dict[str, Any] | str, tenant: str | None) -> Row |
         return RowResult(line, name[:200] if name else None, "refused", reason)
 
 
-__all__ = ["COLUMNS", "Row", "RowResult", "check_private", "read_rows"]
+__all__ = ["COLUMNS", "FORMAT_HINT", "Row", "RowResult", "check_file", "check_private", "read_rows"]

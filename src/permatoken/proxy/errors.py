@@ -17,6 +17,7 @@ bad_path                    400     100     GraphMethodException  bad request
 bad_method                  405     100     GraphMethodException  bad request
 body_too_large              413     100     GraphMethodException  bad request
 key_too_late                400     100     OAuthException        bad request: move the key
+token_dead                  401     190     OAuthException        "invalid token": not sent
 paced                       429     130429  OAuthException        throughput limit: back off
 upstream_unreachable        502     2       OAuthException        transient: nothing was sent
 upstream_lost               502     1       OAuthException        unknown outcome: check first
@@ -51,6 +52,7 @@ class Refusal(enum.StrEnum):
     BAD_METHOD = "bad_method"
     BODY_TOO_LARGE = "body_too_large"
     KEY_TOO_LATE = "key_too_late"
+    TOKEN_DEAD = "token_dead"  # noqa: S105 - a reason, not a secret
     PACED = "paced"
     UPSTREAM_UNREACHABLE = "upstream_unreachable"
     UPSTREAM_LOST = "upstream_lost"
@@ -72,6 +74,7 @@ TABLE: dict[Refusal, tuple[int, int, str, bool | None]] = {
     Refusal.BAD_METHOD: (405, 100, _METHOD, None),
     Refusal.BODY_TOO_LARGE: (413, 100, _METHOD, None),
     Refusal.KEY_TOO_LATE: (400, 100, _OAUTH, None),
+    Refusal.TOKEN_DEAD: (401, 190, _OAUTH, None),
     Refusal.PACED: (429, 130429, _OAUTH, True),
     Refusal.UPSTREAM_UNREACHABLE: (502, 2, _OAUTH, True),
     Refusal.UPSTREAM_LOST: (502, 1, _OAUTH, False),

@@ -9,7 +9,10 @@ One request, in order:
    (same key cache, same failed-authentication throttle), then the grant (``read_token`` on the
    name);
 4. the credential's current token comes from the broker's token cache; if a report of that
-   version is already under way, the request waits for it and takes the next version;
+   version is already under way, the request waits for it and takes the next version. A token
+   whose stored health is ``invalid`` or ``expired`` is dead before it is sent: it is reported
+   through the same single-flight path as in 7, and without a usable next version the request
+   is refused (``token_dead``, code 190) and never reaches Meta;
 5. Cloud API sends wait for their pacing turn (:mod:`.pacing`);
 6. the request goes to ``PERMATOKEN_GRAPH_URL`` with the token, ``appsecret_proof`` of it, the
    client's end-to-end headers and its body (:mod:`.headers`, :mod:`.signing`);
@@ -37,6 +40,7 @@ from starlette.routing import Route
 from .._exceptions import NotFoundError, PermatokenError
 from ..access import Action, Principal
 from ..meta.errors import GraphErrorInfo, classify_graph_error
+from ..models import Health
 from ..server.broker import Broker
 from ..server.cache import CacheEntry
 from ..server.errors import ApiError
@@ -67,6 +71,8 @@ from .upstream import Answer, TransportError, Upstream
 
 log = logging.getLogger("permatoken.proxy")
 METHODS = frozenset({"GET", "POST", "DELETE"})
+#: Stored health values that mean Meta will answer 190 to the current token.
+DEAD_HEALTH = frozenset({Health.INVALID.value, Health.EXPIRED.value})
 _UPSTREAM = frozenset(
     {Refusal.UPSTREAM_UNREACHABLE, Refusal.UPSTREAM_LOST, Refusal.UPSTREAM_TIMEOUT}
 )
@@ -174,7 +180,7 @@ class GraphProxy:
         length = None if declared is None else declared - (len(prefix) - len(body))
         disconnected = (lambda: hung_up(receive)) if buffered else None
         phone = message_sender(method, target.path)
-        entry = await self._current(target.name)
+        entry = await self._alive(p, await self._current(target.name), seen.source)
 
         def content() -> bytes | AsyncIterator[bytes]:
             if buffered:
@@ -251,6 +257,51 @@ class GraphProxy:
         except PermatokenError as exc:
             log.warning("graph proxy: cannot load %s: %s", name, type(exc).__name__)
             raise refuse(Refusal.UNAVAILABLE, f"the token of {name!r} cannot be read now") from None
+
+    async def _alive(self, p: Principal, entry: CacheEntry, source: str) -> CacheEntry:
+        """``entry``, or the version after it when the stored health says it is dead.
+
+        Meta would answer 190 to a dead token: rather than send a request sure to fail (a streamed
+        one could not be replayed), report it first, as after Meta's 190.
+        """
+        if entry.health not in DEAD_HEALTH:
+            return entry
+        name = entry.name
+        reported = None
+        if p.may(Action.REPORT, name):
+            try:
+                reported = await report_failure(
+                    self.b,
+                    p,
+                    name,
+                    entry.version,
+                    code=None,
+                    subcode=None,
+                    source=source,
+                    via="proxy",
+                )
+            except (ApiError, PermatokenError) as exc:
+                log.warning(
+                    "graph proxy: %s version %d is %s; report failed: %s",
+                    name,
+                    entry.version,
+                    entry.health,
+                    type(exc).__name__,
+                )
+        fresh = reported.entry if reported is not None else None
+        if fresh is not None and reported is not None and reported.status == "still_valid":
+            # Meta says the token works: reload, so the stored health the engine cleared is seen.
+            self.b.cache.invalidate(name)
+            return await self._current(name)
+        if fresh is not None and fresh.version > entry.version and fresh.health not in DEAD_HEALTH:
+            return fresh
+        self.metrics.recovered(Recovery.FAILED)
+        raise refuse(
+            Refusal.TOKEN_DEAD,
+            f"the Meta token of credential {name!r} is {entry.health} and no newer version "
+            f"could be obtained, so nothing was sent to Meta; see `permatoken status {name}`, "
+            f"then `permatoken rotate {name}` (`--token-file FILE` for a manual credential)",
+        )
 
     async def _send(
         self,
@@ -365,6 +416,8 @@ class GraphProxy:
 def _refusal_outcome(refusal: ProxyRefusal) -> Outcome:
     if refusal.reason is Refusal.PACED:
         return Outcome.PACED
+    if refusal.reason is Refusal.TOKEN_DEAD:
+        return Outcome.TOKEN_DEAD
     if refusal.reason in _UPSTREAM:
         return Outcome.UPSTREAM_ERROR
     return Outcome.REFUSED

@@ -7,7 +7,8 @@ credential, phone number, path or key), so every /metrics view shows them:
 - ``permatoken_proxy_requests_total{outcome}``
 - ``permatoken_proxy_recoveries_total{result}``: dead tokens met (``replayed``: sent again with
   the next version; ``not_replayable``: a streamed body, the 190 passed through after the
-  report; ``failed``: no newer version came)
+  report; ``failed``: no newer version came, after Meta's 190 or before sending a token whose
+  stored health is dead)
 - ``permatoken_proxy_upstream_seconds``: time to Meta's answer headers (histogram)
 - ``permatoken_proxy_queue_depth``: sends waiting for their pacing turn
 
@@ -28,7 +29,7 @@ from ..meta.errors import ErrorKind
 class Outcome(enum.StrEnum):
     OK = "ok"  # Meta answered < 400
     RECOVERED = "recovered"  # a dead token, replaced, and the request sent again
-    TOKEN_DEAD = "token_dead"  # noqa: S105 - Meta's 190 passed through
+    TOKEN_DEAD = "token_dead"  # noqa: S105 - Meta's 190 passed through, or refused as dead
     THROTTLED = "throttled"  # Meta's throttling / pair-limit answer passed through
     GRAPH_ERROR = "graph_error"  # any other Meta error passed through
     REFUSED = "refused"  # the proxy refused the request (key, grant, path, size)

@@ -12,7 +12,10 @@ import sys
 from typing import Any
 
 import pytest
+import typer
 
+from permatoken.cli import _import_commands, app
+from permatoken.cli.app import build_command
 from permatoken.settings import Settings
 from permatoken.store import engine as store_engine
 
@@ -55,6 +58,22 @@ def test_help_loads_no_heavy_library() -> None:
     """`permatoken --help` lists every command without Rich, pydantic, SQLAlchemy or httpx."""
     loaded = _loaded("from permatoken.cli import main\nmain(['--help'])")
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_command_is_built_when_it_is_used_not_before() -> None:
+    """`permatoken X` turns only X into a Click command; the names and their order are Typer's."""
+    _import_commands()
+    eager = typer.main.get_command(app)
+    lazy = build_command(app)
+    assert list(lazy.commands) == list(eager.commands)  # type: ignore[attr-defined]
+    assert lazy.commands.built() == []
+    status = lazy.get_command(None, "status")
+    assert lazy.commands.built() == ["status"]
+    assert [p.name for p in status.params] == [p.name for p in eager.commands["status"].params]  # type: ignore[attr-defined]
+    assert [p.name for p in lazy.params] == [p.name for p in eager.params]
+    keys = lazy.get_command(None, "keys")
+    assert list(keys.commands) == list(eager.commands["keys"].commands)  # type: ignore[attr-defined]
+    assert lazy.get_command(None, "no-such-command") is None
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

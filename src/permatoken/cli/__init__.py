@@ -16,7 +16,7 @@ import typer
 
 from .._exceptions import PermatokenError
 from .._secret import redact
-from .app import app, err_console
+from .app import app, build_command, err_console
 
 # The table lives in cli/exit_codes.py so that command modules can use it without importing this
 # package (which imports them); `from permatoken.cli import EXIT_CODES, exit_code_for` still works.
@@ -77,7 +77,7 @@ class _CtrlC:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (also calls sys.exit)."""
     _import_commands()
-    command = typer.main.get_command(app)
+    command = build_command(app)
     ctrl_c = _CtrlC()
     try:
         with ctrl_c:

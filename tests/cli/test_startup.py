@@ -22,16 +22,31 @@ from permatoken.store import engine as store_engine
 #: Top-level packages that `import permatoken` and `permatoken --help` must not load.
 HEAVY = ("httpx", "httpcore", "sqlalchemy", "alembic", "rich", "pydantic", "cryptography", "anyio")
 #: What a read-only command has no use for (the store is read with SQLAlchemy alone).
-NOT_FOR_READING = ("alembic", "httpx", "httpcore", "anyio", "uvicorn", "starlette", "apprise")
+NOT_FOR_READING = (
+    "alembic",
+    "httpx",
+    "httpcore",
+    "anyio",
+    "uvicorn",
+    "starlette",
+    "apprise",
+    "prometheus_client",
+)
 
 PROBE = """
 import json, sys
 {code}
-print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
+print(json.dumps(sorted(sys.modules)))
 """
 
 
 def _loaded(code: str, **kwargs: Any) -> set[str]:
+    """The top-level packages a fresh process has loaded after running ``code``."""
+    return {name.split(".")[0] for name in _loaded_modules(code, **kwargs)}
+
+
+def _loaded_modules(code: str, **kwargs: Any) -> set[str]:
+    """Every module (dotted name) a fresh process has loaded after running ``code``."""
     proc = subprocess.run(
         [sys.executable, "-c", PROBE.format(code=code)],
         capture_output=True,
@@ -83,6 +98,19 @@ def test_status_reads_the_store_without_alembic_or_httpx(settings: Settings, cli
     loaded = _loaded("from permatoken.cli import main\nassert main(['status', '--json']) == 0")
     assert not loaded & set(NOT_FOR_READING), sorted(loaded & set(NOT_FOR_READING))
     assert "sqlalchemy" in loaded  # it did read the store
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_status_prints_the_last_backup_without_the_backup_machinery(
+    settings: Settings, cli: Any
+) -> None:
+    """The "last backup" line reads the backup log: no backup writer, reader or metric."""
+    assert cli("add", "acme/m", "--offline", "--never-expires", input="zqStartup0123456").rc == 0
+    modules = _loaded_modules("from permatoken.cli import main\nassert main(['status']) == 0")
+    assert "permatoken.backup.status" in modules  # it did print the line
+    unused = {f"permatoken.backup.{m}" for m in ("create", "restore", "verify", "metric")}
+    assert not modules & unused, sorted(modules & unused)
+    assert "prometheus_client" not in modules
 
 
 def test_known_head_is_alembics_head() -> None:

@@ -113,6 +113,20 @@ def test_status_prints_the_last_backup_without_the_backup_machinery(
     assert "prometheus_client" not in modules
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_status_loads_the_keys_without_the_cipher(settings: Settings, cli: Any) -> None:
+    """`status` loads the keyring (a bad key file still fails) but never seals or opens a value,
+    so `cryptography` is not imported; `get`, which opens one, does import it."""
+    assert cli("add", "acme/m", "--offline", "--never-expires", input="zqStartup0123456").rc == 0
+    loaded = _loaded("from permatoken.cli import main\nassert main(['status']) == 0")
+    assert "cryptography" not in loaded
+    assert "permatoken.live_keyring" in _loaded_modules(
+        "from permatoken.cli import main\nassert main(['status', '--json']) == 0"
+    )
+    opened = _loaded("from permatoken.cli import main\nassert main(['get', 'acme/m']) == 0")
+    assert "cryptography" in opened
+
+
 def test_known_head_is_alembics_head() -> None:
     """The head read from the migration files is the one Alembic computes."""
     assert store_engine.known_head() == store_engine.head_revision()

@@ -34,9 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ._exceptions import CryptoError, DecryptionError, KeyFileError
 from ._secret import Secret
 
@@ -196,6 +193,10 @@ class Keyring:
     def wrap(self, dek: bytes) -> tuple[str, bytes]:
         if self.kms is not None:
             return self.kms.wrap(dek)
+        # cryptography is imported by the first use of a key, not by loading one: `status` loads
+        # the keyring (the key check) but never seals or opens a value.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = self.nonces(_NONCE_BYTES)
         kek = self._keys[self.active_id]
         aad = _WRAP_AAD + self.active_id.encode()
@@ -211,6 +212,9 @@ class Keyring:
                 hint="load the key file or PERMATOKEN_KEY that holds that key",
                 kek_id=kek_id,
             )
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             return AESGCM(kek).decrypt(
                 wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], _WRAP_AAD + kek_id.encode()
@@ -235,6 +239,8 @@ class Keyring:
 
     # -- values ----------------------------------------------------------------------
     def seal(self, plaintext: bytes, aad: bytes) -> Sealed:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         dek = AESGCM.generate_key(bit_length=256)
         nonce = self.nonces(_NONCE_BYTES)
         ciphertext = nonce + AESGCM(dek).encrypt(nonce, plaintext, aad)
@@ -243,6 +249,9 @@ class Keyring:
 
     def open(self, sealed: Sealed, aad: bytes) -> bytes:
         dek = self.unwrap(sealed.kek_id, sealed.wrapped_key)
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             return AESGCM(dek).decrypt(
                 sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:], aad

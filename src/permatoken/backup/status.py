@@ -1,21 +1,17 @@
-"""How old the last good backup is: the ``status`` line, ``backup status``, and the metric
-``permatoken_last_backup_timestamp_seconds`` (absent until a backup succeeded)."""
+"""How old the last good backup is: the ``status`` line and ``backup status``; the metric
+``permatoken_last_backup_timestamp_seconds`` (absent until a backup succeeded) is collected by
+:mod:`.metric`, so the command line does not import Prometheus."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
-
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any
 
 from ..policy import format_duration
-from ..store.backups import BackupLog, BackupRecord
-from ..store.repository import Store
 from ..timeutil import isoformat
+
+if TYPE_CHECKING:
+    from ..store.backups import BackupRecord
 
 METRIC = "permatoken_last_backup_timestamp_seconds"
 
@@ -44,33 +40,4 @@ def last_backup_line(last: BackupRecord | None, now: datetime) -> str:
     )
 
 
-class LastBackupCollector(Collector):
-    """Reads the time of the last good backup at scrape time (cached ``max_age`` seconds)."""
-
-    def __init__(self, store: Store, *, max_age: float = 15.0) -> None:
-        self.log = BackupLog(store)
-        self.max_age = max_age
-        self._value: float | None = None
-        self._at = -1e9
-        self._lock = threading.Lock()
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(METRIC, "")
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self._lock:
-            if time.monotonic() - self._at > self.max_age:
-                last = self.log.last()
-                finished = last.finished_at if last is not None else None
-                self._value = finished.timestamp() if finished is not None else None
-                self._at = time.monotonic()
-            value = self._value
-        family = GaugeMetricFamily(
-            METRIC, "Unix time of the last backup that completed (absent: never)."
-        )
-        if value is not None:
-            family.add_metric([], value)
-        yield family
-
-
-__all__ = ["METRIC", "LastBackupCollector", "last_backup_json", "last_backup_line"]
+__all__ = ["METRIC", "last_backup_json", "last_backup_line"]

@@ -7,6 +7,7 @@ table itself is in :mod:`permatoken.cli.exit_codes`.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ import typer
 
 from .._exceptions import PermatokenError
 from .._secret import redact
-from .app import app, err_console
+from .app import app, build_command, err_console
 
 # The table lives in cli/exit_codes.py so that command modules can use it without importing this
 # package (which imports them); `from permatoken.cli import EXIT_CODES, exit_code_for` still works.
@@ -77,7 +78,7 @@ class _CtrlC:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (also calls sys.exit)."""
     _import_commands()
-    command = typer.main.get_command(app)
+    command = build_command(app)
     ctrl_c = _CtrlC()
     try:
         with ctrl_c:
@@ -119,5 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         code = INTERNAL_ERROR
     if argv is None:
+        # The process ends here. Python's shutdown garbage-collects every object the libraries
+        # built at import (SQLAlchemy, pydantic): measured ~150 ms, a third of `permatoken
+        # status`. Frozen objects are not scanned. What that skips is only the finalizers of
+        # unreachable cycles, which Python never promises to run at exit; atexit hooks,
+        # weakref.finalize callbacks and the flushing of stdout/stderr all still run.
+        gc.freeze()
         sys.exit(code)
     return code

@@ -7,9 +7,12 @@ SQLAlchemy and httpx are imported inside the commands that use them (``bench/ben
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -57,7 +60,86 @@ COMMAND_ORDER = (
 class Group(TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
-        return sorted(super().list_commands(ctx), key=lambda n: rank.get(n, len(rank)))
+        # The names alone: Typer's list_commands reads .items(), which would build every command.
+        return sorted(self.commands, key=lambda n: rank.get(n, len(rank)))
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands, each turned into a Click command when first looked up.
+
+    Typer builds every command up front, reading each function's signature and type hints:
+    for the ~40 commands that costs more than `status` spends reading the store. The names are
+    known without building; `--help` builds them all anyway (it shows their short help).
+    """
+
+    def __init__(self, builders: dict[str, Callable[[], Any]]) -> None:
+        self._builders = builders
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()  # KeyError: no such command
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._builders[name] = lambda: command
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._builders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+    def built(self) -> list[str]:
+        """The names built so far, in the order they were."""
+        return list(self._built)
+
+
+def build_command(typer_app: typer.Typer) -> Any:
+    """``typer.main.get_command(typer_app)``, its subcommands and groups built on first use."""
+    from typer.main import (
+        get_command,
+        get_command_from_info,
+        get_command_name,
+        get_group_from_info,
+        solve_typer_info_defaults,
+    )
+
+    shell = copy.copy(typer_app)  # the group itself: callback and global options, no commands
+    shell.registered_commands = []
+    shell.registered_groups = []
+    group = get_command(shell)
+    assert isinstance(group, TyperGroup)
+    short, markup = typer_app.pretty_exceptions_short, typer_app.rich_markup_mode
+    builders: dict[str, Callable[[], Any]] = {}
+    # Same names, same order and same precedence (the last one registered wins) as Typer's.
+    for info in typer_app.registered_commands:
+        assert info.callback is not None
+        name = info.name or get_command_name(info.callback.__name__)
+        builders[name] = functools.partial(
+            get_command_from_info, info, pretty_exceptions_short=short, rich_markup_mode=markup
+        )
+    for group_info in typer_app.registered_groups:
+        build = functools.partial(
+            get_group_from_info,
+            group_info,
+            pretty_exceptions_short=short,
+            suggest_commands=typer_app.suggest_commands,
+            rich_markup_mode=markup,
+        )
+        group_name = solve_typer_info_defaults(group_info).name
+        if group_name:
+            builders[group_name] = build
+        else:  # a group added without a name lends its commands to this one
+            for sub_name, sub in build().commands.items():
+                builders[sub_name] = functools.partial(lambda c: c, sub)
+    group.commands = LazyCommands(builders)
+    return group
 
 
 app = typer.Typer(

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..backup.status import LastBackupCollector
+from ..backup.metric import LastBackupCollector
 from ..events import EngineEvent, EventKind
 from ..models import Health
 from ..sinks.metrics import SinkLagCollector

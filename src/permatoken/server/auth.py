@@ -86,8 +86,15 @@ class FailureLimiter:
 
 class Authenticator:
     def __init__(
-        self, keys: KeyStore, *, ttl: float = 5.0, limiter: FailureLimiter | None = None
+        self,
+        keys: KeyStore,
+        *,
+        ttl: float = 5.0,
+        limiter: FailureLimiter | None = None,
+        on_failure: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
+        """``on_failure(client, reason, key id or None)`` is told of every refused key (audit,
+        metrics)."""
         self.keys = keys
         self.ttl = ttl
         self.limiter = limiter or FailureLimiter()
@@ -100,8 +107,7 @@ class Authenticator:
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unknown: OrderedDict[str, float] = OrderedDict()
-        #: Called with (client, reason, key id or None) for every refused key (audit, metrics).
-        self.on_failure: list[Callable[[str, str, str | None], None]] = []
+        self.on_failure = on_failure
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached keys (all, or one by id) so a revocation applies at once here."""
@@ -226,8 +232,8 @@ class Authenticator:
             raise _throttled(max(waits))
         for bucket in buckets:
             self.limiter.failed(bucket)
-        for listener in self.on_failure:
-            listener(client, reason, key_id)
+        if self.on_failure is not None:
+            self.on_failure(client, reason, key_id)
         text = {
             "malformed": "the Authorization header must be `Bearer pt_…` with a permatoken API key",
             "unknown": "unknown API key",

@@ -99,18 +99,26 @@ class Broker:
             read_window=c.audit_read_window,
         )
         self.auth = Authenticator(
-            self.keys, ttl=c.key_cache_ttl, limiter=FailureLimiter(c.auth_burst, c.auth_refill)
+            self.keys,
+            ttl=c.key_cache_ttl,
+            limiter=FailureLimiter(c.auth_burst, c.auth_refill),
+            on_failure=self._auth_failed,
         )
         self.addresses = ClientAddresses(c.trusted_proxies)
-        self.sessions = KeySessions(self.keys, recheck=c.key_cache_ttl)
-        self.sessions.on_end.append(lambda key_id, reason: self.auth.forget(key_id))
+        self.sessions = KeySessions(
+            self.keys,
+            recheck=c.key_cache_ttl,
+            on_end=lambda key_id, reason: self.auth.forget(key_id),
+        )
         self.upstream = UpstreamPool(c.upstream_threads, c.upstream_per_key, c.upstream_queue)
         self.cache = TokenCache(store, ttl=c.token_cache_ttl)
-        self.hub = ChangeHub(self.cache)
         self.metrics = BrokerMetrics(
             store,
             per_credential_limit=c.metrics_per_credential_limit,
             scheduler_lag=self._scheduler_lag,
+        )
+        self.hub = ChangeHub(
+            self.cache, on_promoted=lambda name, version: self.metrics.promotions_seen.inc()
         )
         self.reports: dict[tuple[str, int], asyncio.Future[RotationOutcome]] = {}
         self.listener: Any = None
@@ -120,8 +128,6 @@ class Broker:
         self._sweeper: asyncio.Task[None] | None = None
         #: Set when the server starts shutting down: waiters return, streams end.
         self.closing = False
-        self.auth.on_failure.append(self._auth_failed)
-        self.hub.listeners.append(lambda name, version: self.metrics.promotions_seen.inc())
 
     # --- requests ---------------------------------------------------------------------------
     def client(self, request: Request) -> str:

@@ -50,14 +50,16 @@ class Subscriber:
 
 
 class ChangeHub:
-    def __init__(self, cache: TokenCache) -> None:
+    def __init__(
+        self, cache: TokenCache, *, on_promoted: Callable[[str, int], None] | None = None
+    ) -> None:
+        """``on_promoted(name, version)`` is told of every announced promotion (metrics)."""
         self.cache = cache
         self.loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subscribers: set[Subscriber] = set()
         self._seen: dict[str, int] = {}
-        #: Called with (name, version) for every announced promotion (metrics).
-        self.listeners: list[Callable[[str, int], None]] = []
+        self.on_promoted = on_promoted
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -89,8 +91,8 @@ class ChangeHub:
                     with contextlib.suppress(asyncio.QueueEmpty):
                         sub.queue.get_nowait()
                 sub.queue.put_nowait((name, version))
-        for listener in self.listeners:
-            listener(name, version)
+        if self.on_promoted is not None:
+            self.on_promoted(name, version)
 
     def changed(self, name: str, *, removed: bool = False) -> None:
         """Something other than a promotion changed ``name`` (revoked, removed)."""

@@ -60,15 +60,22 @@ def ended_error(reason: str) -> ApiError:
 
 
 class KeySessions:
-    def __init__(self, keys: KeyStore, *, recheck: float = 5.0) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        recheck: float = 5.0,
+        on_end: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``on_end(key id, reason)`` is told when the sessions of a key are ended (so the key
+        is forgotten by the authenticator's cache)."""
         self.keys = keys
         self.recheck = recheck
         self._open: dict[str, set[Session]] = {}
         # Keys ended here (revocation is final): a request that authenticated just before the
         # revocation but opens its session just after must not slip through.
         self._ended: dict[str, str] = {}
-        #: Called with (key id, reason) when sessions of a key are ended (forget cached keys).
-        self.on_end: list[Callable[[str, str], None]] = []
+        self.on_end = on_end
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._open.values())
@@ -103,8 +110,8 @@ class KeySessions:
         for s in sessions:
             if not s.ended.done():
                 s.ended.set_result(reason)
-        for listener in self.on_end:
-            listener(key_id, reason)
+        if self.on_end is not None:
+            self.on_end(key_id, reason)
         return len(sessions)
 
     async def sweep(self) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._exceptions import InputError, NotFoundError, RotationError
+from .vocabulary import ISSUERS, IssuerName
 
 if TYPE_CHECKING:
     from ._secret import Secret
@@ -48,15 +49,19 @@ class IssuerOptions:
 
 _MINT_REFS = IssuerOptions(credentials=frozenset({"admin_credential"}))
 
-#: Per issuer kind (the same keys as ``permatoken.issuers.ISSUER_CLASSES``; a test checks it).
-ISSUER_OPTIONS: Mapping[str, IssuerOptions] = {
-    "manual": IssuerOptions(),
+#: The issuers that take privileged options; an issuer left out takes none.
+_PRIVILEGED: Mapping[IssuerName, IssuerOptions] = {
     # The 60-day refresh falls back to the mint when the token already died.
     "meta-system-refresh": _MINT_REFS,
     "meta-system-mint": _MINT_REFS,
-    "meta-user-exchange": IssuerOptions(),
     "oauth2-refresh": IssuerOptions(upstream=frozenset({"token_url"})),
     "login": IssuerOptions(upstream=frozenset({"login_url"})),
+}
+
+#: Per issuer kind, every one of :data:`permatoken.models.ISSUERS` (the keys of
+#: ``permatoken.issuers.ISSUER_CLASSES``; a test checks it).
+ISSUER_OPTIONS: Mapping[str, IssuerOptions] = {
+    name: _PRIVILEGED.get(name, IssuerOptions()) for name in ISSUERS
 }
 
 #: Any issuer's privileged option names: a value set while another issuer is configured becomes

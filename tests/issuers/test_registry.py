@@ -137,8 +137,8 @@ def test_the_http_schemas_accept_exactly_the_declared_secret_names() -> None:
 
 def test_privileged_options_are_declared_only_for_registered_issuers() -> None:
     """references.ISSUER_OPTIONS names registered issuers only, and every one of them."""
-    assert set(refs._PRIVILEGED) <= set(ISSUERS)
+    assert set(refs.PRIVILEGED_BY_ISSUER) <= set(ISSUERS)
     assert set(refs.ISSUER_OPTIONS) <= set(ISSUERS)
     assert tuple(refs.ISSUER_OPTIONS) == ISSUERS
-    for kind in set(ISSUERS) - set(refs._PRIVILEGED):
+    for kind in set(ISSUERS) - set(refs.PRIVILEGED_BY_ISSUER):
         assert refs.ISSUER_OPTIONS[kind] == refs.IssuerOptions()

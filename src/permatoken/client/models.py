@@ -49,7 +49,7 @@ class CachedToken:
 class ReportAnswer:
     """What became of a dead-token report.
 
-    ``status``: a :class:`~permatoken.models.ReportStatus`: ``renewed`` (a new version was made
+    ``status``: a :class:`~permatoken.vocabulary.ReportStatus`: ``renewed`` (a new version was made
     for this report), ``newer_exists`` (someone else already rotated), ``still_valid`` (Meta says
     the token works), ``needs_human``, ``failed`` or ``busy``. ``token`` is the version to use
     next when the broker sent it.

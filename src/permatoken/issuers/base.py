@@ -85,7 +85,7 @@ class Issuer(Protocol):
     #: Is the value verifiable through Meta's debug_token?
     meta: ClassVar[bool]
     #: The credential secrets it reads with ``ctx.secret(name)`` (names from
-    #: :data:`permatoken.models.SECRET_NAMES`; the app secret is not one of them).
+    #: :data:`permatoken.vocabulary.SECRET_NAMES`; the app secret is not one of them).
     secrets: ClassVar[frozenset[str]]
 
     def obtain(self, ctx: IssueContext) -> Obtained: ...

@@ -60,7 +60,7 @@ class ReportIn(_In):
 
 
 class ReportOut(_Out):
-    # The words of models.ReportStatus, spelled as a Literal so OpenAPI shows a plain string enum
+    # The words of vocabulary.ReportStatus, spelled as a Literal so OpenAPI shows a plain string enum
     # (tests/client/test_statuses.py checks that they agree).
     status: Literal["renewed", "newer_exists", "still_valid", "needs_human", "failed", "busy"]
     version: int | None
@@ -134,7 +134,7 @@ class CredentialListOut(_Out):
     next: str | None = None
 
 
-#: The credential secrets an issuer may read (``models.SECRET_NAMES``).
+#: The credential secrets an issuer may read (``vocabulary.SECRET_NAMES``).
 Secrets = SecretName
 
 

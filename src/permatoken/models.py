@@ -11,6 +11,11 @@ from typing import Any
 
 from ._exceptions import InputError, InvalidNameError
 from ._secret import Secret
+from .vocabulary import ISSUERS as ISSUERS
+from .vocabulary import SECRET_NAMES as SECRET_NAMES
+from .vocabulary import IssuerName as IssuerName
+from .vocabulary import ReportStatus as ReportStatus
+from .vocabulary import SecretName as SecretName
 
 
 class VersionState(StrEnum):
@@ -31,14 +36,8 @@ class Health(StrEnum):
     INVALID = "invalid"
 
 
-ISSUERS = (
-    "manual",
-    "meta-system-refresh",
-    "meta-system-mint",
-    "meta-user-exchange",
-    "oauth2-refresh",
-    "login",
-)
+# The closed sets of names every layer shares live in .vocabulary (dependency-free, so that
+# references.py and the SDK can import them); they are re-exported here, where they were first read.
 
 # --- names ------------------------------------------------------------------------------
 

@@ -156,8 +156,9 @@ def add_credential(
         assert cur is not None
         policy = engine.policy_for(status.credential)
         due, action = plan_next(policy, cur, status.credential, now)
+        by_hand = not issuer_for(spec.issuer).automatic
         if (
-            not issuer_for(spec.issuer).automatic
+            by_hand
             and meta.expires_at is not None
             and policy.remind_before
             and (meta.expires_at - now).total_seconds() <= max(policy.remind_before)
@@ -165,7 +166,7 @@ def add_credential(
             # Added inside a reminder threshold: the first reminder is due now, not at the next one.
             due, action = now, "remind"
         store.update_credential(spec.name, next_due_at=due, next_action=action)
-        if verdict_text and status.credential.issuer == "manual" and meta.expires_at is not None:
+        if verdict_text and by_hand and meta.expires_at is not None:
             advice = (
                 advice
                 or "this token is renewed by hand: permatoken will remind you before it expires"

@@ -1,7 +1,8 @@
 """Issuer options that reach beyond their credential, and who configured them.
 
-Two kinds of issuer option are privileged; :data:`ISSUER_OPTIONS` declares them once per issuer
-and everything else (API checks, the engine's check at use, status) derives from it:
+Two kinds of issuer option are privileged; :data:`PRIVILEGED_BY_ISSUER` declares them once per
+issuer that takes any, :data:`ISSUER_OPTIONS` extends that to every issuer, and everything else
+(API checks, the engine's check at use, status) derives from it:
 
 - **credential references**: the value names another stored credential whose token the issuer
   uses (the Meta mint's ``admin_credential``). Whoever sets one must be allowed to manage the
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._exceptions import InputError, NotFoundError, RotationError
+from .vocabulary import ISSUERS, IssuerName
 
 if TYPE_CHECKING:
     from ._secret import Secret
@@ -48,15 +50,19 @@ class IssuerOptions:
 
 _MINT_REFS = IssuerOptions(credentials=frozenset({"admin_credential"}))
 
-#: Per issuer kind (the same keys as ``permatoken.issuers.ISSUER_CLASSES``; a test checks it).
-ISSUER_OPTIONS: Mapping[str, IssuerOptions] = {
-    "manual": IssuerOptions(),
+#: The issuers that take privileged options; an issuer left out takes none.
+PRIVILEGED_BY_ISSUER: Mapping[IssuerName, IssuerOptions] = {
     # The 60-day refresh falls back to the mint when the token already died.
     "meta-system-refresh": _MINT_REFS,
     "meta-system-mint": _MINT_REFS,
-    "meta-user-exchange": IssuerOptions(),
     "oauth2-refresh": IssuerOptions(upstream=frozenset({"token_url"})),
     "login": IssuerOptions(upstream=frozenset({"login_url"})),
+}
+
+#: Per issuer kind, every one of :data:`permatoken.vocabulary.ISSUERS` (the keys of
+#: ``permatoken.issuers.ISSUER_CLASSES``; a test checks it).
+ISSUER_OPTIONS: Mapping[str, IssuerOptions] = {
+    name: PRIVILEGED_BY_ISSUER.get(name, IssuerOptions()) for name in ISSUERS
 }
 
 #: Any issuer's privileged option names: a value set while another issuer is configured becomes
@@ -221,6 +227,7 @@ def check_upstream_url(option: str, value: object) -> None:
 __all__ = [
     "CREDENTIAL_OPTIONS",
     "ISSUER_OPTIONS",
+    "PRIVILEGED_BY_ISSUER",
     "PRIVILEGED_OPTIONS",
     "PROVENANCE",
     "UPSTREAM_OPTIONS",

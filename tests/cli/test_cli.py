@@ -333,3 +333,20 @@ def test_rotation_with_permatoken_key(
         and "which is not loaded" in wrong.stderr
         and "'env/m' version 1" in wrong.stderr
     )
+
+
+def test_add_has_one_file_option_per_declared_secret_name() -> None:
+    """`add --NAME-file` exists for each of models.SECRET_NAMES, and no other secret file option."""
+    import typer
+
+    from permatoken.cli import _import_commands
+    from permatoken.cli.app import app
+    from permatoken.models import SECRET_NAMES
+
+    _import_commands()
+    add = typer.main.get_command(app).commands["add"]
+    file_options = {opt for param in add.params for opt in param.opts if opt.endswith("-file")} - {
+        "--token-file",
+        "--app-secret-file",
+    }
+    assert file_options == {f"--{name.replace('_', '-')}-file" for name in SECRET_NAMES}

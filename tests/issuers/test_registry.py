@@ -1,15 +1,20 @@
-"""One list per closed set of names: issuers and health values agree wherever they are spelled."""
+"""One list per closed set of names: issuers, their secret names and health values agree wherever
+they are spelled."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 import typing
 from typing import Any
 
 import pytest
 
+from permatoken import references as refs
 from permatoken.issuers import ISSUER_CLASSES, issuer_for
-from permatoken.models import ISSUERS, Health
-from permatoken.server.schemas import CredentialIn, CredentialPatch
+from permatoken.models import ISSUERS, SECRET_NAMES, Health, IssuerName, SecretName
+from permatoken.server.schemas import CredentialIn, CredentialPatch, Secrets
 
 
 def _literal_values(annotation: object) -> tuple[object, ...]:
@@ -109,3 +114,74 @@ def test_each_issuer_declares_the_options_and_app_its_obtain_requires() -> None:
             options = {k: "1" for k in cls.required_options}
             with pytest.raises(RotationError, match="needs the Meta app id"):
                 issuer_for(kind).obtain(_context(kind, options, None))
+
+
+def test_issuer_names_are_declared_once_as_a_literal() -> None:
+    """models.ISSUERS is read from the IssuerName Literal, the type the HTTP schemas use."""
+    assert typing.get_args(IssuerName) == ISSUERS
+    assert ISSUERS == (
+        "manual",
+        "meta-system-refresh",
+        "meta-system-mint",
+        "meta-user-exchange",
+        "oauth2-refresh",
+        "login",
+    )
+
+
+def test_the_declared_secret_names_are_the_union_of_what_the_issuers_declare() -> None:
+    """Each issuer declares its credential secrets; together they are models.SECRET_NAMES."""
+    assert typing.get_args(SecretName) == SECRET_NAMES
+    declared: set[str] = set()
+    for kind, cls in ISSUER_CLASSES.items():
+        assert isinstance(cls.secrets, frozenset), kind
+        assert cls.secrets <= set(SECRET_NAMES), kind
+        declared |= cls.secrets
+    assert declared == set(SECRET_NAMES)
+    assert ISSUER_CLASSES["oauth2-refresh"].secrets == {"refresh_token", "client_secret"}
+    assert ISSUER_CLASSES["login"].secrets == {"password"}
+
+
+def _secrets_read(cls: type) -> set[str]:
+    """The names in ``ctx.secret("…")`` calls and ``updates["…"] = …`` in the class's source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "secret"
+        ):
+            arg = node.args[0]
+            assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), ast.dump(node)
+            names.add(arg.value)
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+            key = node.slice
+            if isinstance(node.value, ast.Name) and node.value.id == "updates":
+                assert isinstance(key, ast.Constant) and isinstance(key.value, str)
+                names.add(key.value)
+    return names
+
+
+@pytest.mark.parametrize("kind", ISSUERS)
+def test_an_issuer_reads_exactly_the_secrets_it_declares(kind: str) -> None:
+    """An issuer body asking ctx.secret() for a name it does not declare (or the reverse) fails."""
+    cls = ISSUER_CLASSES[kind]
+    assert _secrets_read(cls) == cls.secrets
+
+
+def test_the_http_schemas_accept_exactly_the_declared_secret_names() -> None:
+    """POST /v1/credentials takes the secrets models.SECRET_NAMES declares, and no other."""
+    assert typing.get_args(Secrets) == SECRET_NAMES
+    annotation = CredentialIn.model_fields["secrets"].annotation
+    key, _value = typing.get_args(annotation)
+    assert typing.get_args(key) == SECRET_NAMES
+
+
+def test_privileged_options_are_declared_only_for_registered_issuers() -> None:
+    """references.ISSUER_OPTIONS names registered issuers only, and every one of them."""
+    assert set(refs.PRIVILEGED_BY_ISSUER) <= set(ISSUERS)
+    assert set(refs.ISSUER_OPTIONS) <= set(ISSUERS)
+    assert tuple(refs.ISSUER_OPTIONS) == ISSUERS
+    for kind in set(ISSUERS) - set(refs.PRIVILEGED_BY_ISSUER):
+        assert refs.ISSUER_OPTIONS[kind] == refs.IssuerOptions()

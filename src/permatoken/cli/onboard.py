@@ -13,6 +13,7 @@ import typer
 
 from .._exceptions import InputError
 from ..models import ISSUERS, validate_name
+from ..vocabulary import SECRET_NAMES, SecretName
 from .app import REFUSE_ARGV, Command, app, console, print_json, read_token, state
 from .apps import read_app_secret
 
@@ -139,12 +140,15 @@ def add(
             "or --offline with --expires-at/--never-expires",
         )
     app_secret = read_app_secret(app_secret_file, app_secret_env)
-    secrets = {}
-    for sname, path in (
-        ("refresh_token", refresh_token_file),
-        ("client_secret", client_secret_file),
-        ("password", password_file),
-    ):
+    # One --NAME-file option per declared secret name (tests/cli/test_cli.py checks the options).
+    secret_files: dict[SecretName, Path | None] = {
+        "refresh_token": refresh_token_file,
+        "client_secret": client_secret_file,
+        "password": password_file,
+    }
+    secrets: dict[str, Any] = {}
+    for sname in SECRET_NAMES:
+        path = secret_files[sname]
         if path is not None:
             secrets[sname] = read_token(path, None, what=sname.replace("_", " "))
     secret = None if obtain else read_token(token_file, from_env)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..vocabulary import ReportStatus
 from .errors import RecoveryFailedError, SourceNotStartedError
 from .models import CachedToken, ReportAnswer
 
@@ -130,7 +131,7 @@ class SourceCore:
         newer = self._newer_than(version)
         if newer is not None:
             return newer
-        if answer.recovered or answer.status == "busy":
+        if answer.recovered or answer.status == ReportStatus.BUSY:
             return None
         said = f": {answer.message}" if answer.message else ""
         raise RecoveryFailedError(

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from .._secret import Secret, register_secret
+from ..vocabulary import ReportStatus
 from .errors import (
     ApiKeyError,
     BrokerProtocolError,
@@ -26,9 +27,7 @@ from .models import CachedToken, ReportAnswer
 
 __all__ = ["AsyncBrokerClient", "BrokerClient", "broker_error", "parse_report", "parse_token"]
 
-REPORT_STATUSES = frozenset(
-    {"renewed", "newer_exists", "still_valid", "needs_human", "failed", "busy"}
-)
+REPORT_STATUSES = frozenset(ReportStatus)
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
@@ -121,7 +120,7 @@ def parse_report(data: dict[str, Any], name: str) -> ReportAnswer:
     token = None
     if isinstance(data.get("token"), str) and version is not None:
         token = parse_token(data, name)
-    return ReportAnswer(str(status), version, token, str(data.get("message") or ""))
+    return ReportAnswer(ReportStatus(status), version, token, str(data.get("message") or ""))
 
 
 class _Base:

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._exceptions import NotFoundError
+from ..vocabulary import ReportStatus
 from .errors import CredentialNotFoundError
 from .models import CachedToken, ReportAnswer
 
@@ -25,16 +26,17 @@ __all__ = ["EmbeddedBackend"]
 
 log = logging.getLogger(__name__)
 
-#: Engine outcome → broker report status (the same words in both modes).
-_STATUS = {
-    "rotated": "renewed",
-    "already_rotated": "newer_exists",
-    "newer_exists": "newer_exists",
-    "still_valid": "still_valid",
-    "needs_human": "needs_human",
-    "busy": "busy",
-    "deferred": "failed",
-    "failed": "failed",
+#: Engine outcome (``rotation.Outcome``, by its word: the engine is imported only when used) →
+#: report status, the same words as the broker's; tests/client/test_statuses.py checks it is total.
+_STATUS: dict[str, ReportStatus] = {
+    "rotated": ReportStatus.RENEWED,
+    "already_rotated": ReportStatus.NEWER_EXISTS,
+    "newer_exists": ReportStatus.NEWER_EXISTS,
+    "still_valid": ReportStatus.STILL_VALID,
+    "needs_human": ReportStatus.NEEDS_HUMAN,
+    "busy": ReportStatus.BUSY,
+    "deferred": ReportStatus.FAILED,
+    "failed": ReportStatus.FAILED,
 }
 
 
@@ -116,9 +118,9 @@ class EmbeddedBackend:
         outcome = self.engine.report_failure(
             self.name, version, code=code, subcode=subcode, actor="sdk"
         )
-        status = _STATUS.get(outcome.status, "failed")
+        status = _STATUS.get(outcome.status, ReportStatus.FAILED)
         token = None
-        if status in ("renewed", "newer_exists"):
+        if status.recovered:
             token = self.fetch()
         return ReportAnswer(status, outcome.version, token, outcome.message)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .._secret import Secret
+from ..vocabulary import ReportStatus
 
 __all__ = ["CachedToken", "PhoneNumberInfo", "ReportAnswer", "SentMessage"]
 
@@ -48,19 +49,20 @@ class CachedToken:
 class ReportAnswer:
     """What became of a dead-token report.
 
-    ``status``: ``renewed`` (a new version was made for this report), ``newer_exists`` (someone
-    else already rotated), ``still_valid`` (Meta says the token works), ``needs_human``,
-    ``failed`` or ``busy``. ``token`` is the version to use next when the broker sent it.
+    ``status``: a :class:`~permatoken.vocabulary.ReportStatus`: ``renewed`` (a new version was made
+    for this report), ``newer_exists`` (someone else already rotated), ``still_valid`` (Meta says
+    the token works), ``needs_human``, ``failed`` or ``busy``. ``token`` is the version to use
+    next when the broker sent it.
     """
 
-    status: str
+    status: ReportStatus
     version: int | None = None
     token: CachedToken | None = None
     message: str = ""
 
     @property
     def recovered(self) -> bool:
-        return self.status in ("renewed", "newer_exists")
+        return self.status in (ReportStatus.RENEWED, ReportStatus.NEWER_EXISTS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from .manual import ManualIssuer
 from .meta import MetaSystemMintIssuer, MetaSystemRefreshIssuer, MetaUserExchangeIssuer
 from .oauth2 import OAuth2RefreshIssuer
 
-#: The registry: each issuer declares its name once, as its class's ``kind``. The order (and the
-#: names) must match :data:`permatoken.models.ISSUERS`, the dependency-free list the store, the CLI
-#: and the HTTP schemas read; tests/issuers/test_registry.py proves they agree.
+#: The registry: each issuer declares its name once, as its class's ``kind``, and the credential
+#: secrets it reads, as its ``secrets``. The order (and the names) must match
+#: :data:`permatoken.vocabulary.IssuerName`, the dependency-free list the store, the CLI and the HTTP
+#: schemas read; tests/issuers/test_registry.py proves they agree.
 ISSUER_CLASSES: dict[str, type[Issuer]] = {
     cls.kind: cls
     for cls in (

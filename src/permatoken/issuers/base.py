@@ -88,6 +88,9 @@ class Issuer(Protocol):
     required_options: ClassVar[tuple[str, ...]]
     #: Does ``obtain`` call Meta with the credential's app (``ctx.require_app()``)?
     needs_app: ClassVar[bool]
+    #: The credential secrets it reads with ``ctx.secret(name)`` (names from
+    #: :data:`permatoken.vocabulary.SECRET_NAMES`; the app secret is not one of them).
+    secrets: ClassVar[frozenset[str]]
 
     def obtain(self, ctx: IssueContext) -> Obtained: ...
 

@@ -25,6 +25,7 @@ class LoginIssuer:
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = False
+    secrets: ClassVar[frozenset[str]] = frozenset({"password"})
 
     def obtain(self, ctx: IssueContext) -> Obtained:
         url = str(ctx.option("login_url", required=True))

@@ -14,6 +14,7 @@ class ManualIssuer:
     automatic: ClassVar[bool] = False
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True
+    secrets: ClassVar[frozenset[str]] = frozenset()
 
     def obtain(self, ctx: IssueContext) -> Obtained:
         raise needs_human(

@@ -37,6 +37,7 @@ class MetaSystemRefreshIssuer:
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True
+    secrets: ClassVar[frozenset[str]] = frozenset()
 
     def obtain(self, ctx: IssueContext) -> Obtained:
         app_id = ctx.require_app()
@@ -63,6 +64,7 @@ class MetaSystemMintIssuer:
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = True
+    secrets: ClassVar[frozenset[str]] = frozenset()
 
     def obtain(self, ctx: IssueContext, *, expiring: bool | None = None) -> Obtained:
         app_id = ctx.require_app()
@@ -94,6 +96,7 @@ class MetaUserExchangeIssuer:
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = False
     meta: ClassVar[bool] = True
+    secrets: ClassVar[frozenset[str]] = frozenset()
     #: Shown with every renewal: user tokens are not a permanent setup.
     warning: ClassVar[str] = (
         "long-lived user tokens last about 60 days per exchange and need a human to log in again "

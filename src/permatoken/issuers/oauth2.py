@@ -25,6 +25,7 @@ class OAuth2RefreshIssuer:
     automatic: ClassVar[bool] = True
     recovers_dead: ClassVar[bool] = True
     meta: ClassVar[bool] = False
+    secrets: ClassVar[frozenset[str]] = frozenset({"refresh_token", "client_secret"})
 
     def obtain(self, ctx: IssueContext) -> Obtained:
         url = str(ctx.option("token_url", required=True))

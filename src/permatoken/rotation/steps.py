@@ -79,10 +79,11 @@ _OK = frozenset(
 @dataclass(frozen=True)
 class RotationOutcome:
     """What happened. ``status`` is one of :class:`Outcome`: rotated, already_rotated,
-    newer_exists, still_valid, deferred, failed, needs_human, busy."""
+    newer_exists, still_valid, deferred, failed, needs_human, busy (a ``StrEnum``, so it equals
+    and serialises as its word)."""
 
     name: str
-    status: str
+    status: Outcome
     version: int | None = None
     previous_version: int | None = None
     expires_at: datetime | None = None

@@ -33,7 +33,7 @@ from ..meta.usage import THROTTLED_DELAY
 from ..models import Credential, VersionState
 from ..notify.delivery import Deliverer, Outbox, Sender
 from ..policy import Policy, backoff
-from ..rotation import RenewalEngine, plan_next
+from ..rotation import Outcome, RenewalEngine, plan_next
 from ..settings import Settings
 from ..store import Store
 from ..store import claims as sc
@@ -292,18 +292,18 @@ class Scheduler:
         )
         now = self.clock.now()
         self.budgets.observe(self.engine.graph.last_usage, cred.app_id, now)
-        if outcome.status == "rotated":
+        if outcome.status == Outcome.ROTATED:
             report.renewed += 1
-        elif outcome.status == "deferred":
+        elif outcome.status == Outcome.DEFERRED:
             report.deferred += 1
             if outcome.retry_at is not None:
                 for key in costs("renew", cred):
                     self.budgets.block(key, outcome.retry_at)
-        elif outcome.status == "busy":
+        elif outcome.status == Outcome.BUSY:
             report.skipped += 1
             self._postpone(cred.name, now + timedelta(seconds=30), "renew")
             return
-        elif outcome.status in ("failed", "needs_human"):
+        elif outcome.status in (Outcome.FAILED, Outcome.NEEDS_HUMAN):
             report.failed += 1
         fresh = self.store.get(cred.name)
         if fresh.next_due_at is None or fresh.next_due_at <= now:

@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..access import Principal
-from ..rotation import RotationOutcome
+from ..rotation import Outcome, RotationOutcome
 from ..store.audit import AuditRecord
+from ..vocabulary import ReportStatus
 from .broker import Broker
 from .cache import CacheEntry
 
-#: Engine outcome → report status in the API.
-REPORT_STATUS = {
-    "rotated": "renewed",
-    "already_rotated": "newer_exists",
-    "newer_exists": "newer_exists",
-    "still_valid": "still_valid",
-    "needs_human": "needs_human",
-    "failed": "failed",
-    "busy": "busy",
-    "deferred": "busy",
+#: Engine outcome → report status in the API (every outcome has one; a test checks).
+REPORT_STATUS: Mapping[Outcome, ReportStatus] = {
+    Outcome.ROTATED: ReportStatus.RENEWED,
+    Outcome.ALREADY_ROTATED: ReportStatus.NEWER_EXISTS,
+    Outcome.NEWER_EXISTS: ReportStatus.NEWER_EXISTS,
+    Outcome.STILL_VALID: ReportStatus.STILL_VALID,
+    Outcome.NEEDS_HUMAN: ReportStatus.NEEDS_HUMAN,
+    Outcome.FAILED: ReportStatus.FAILED,
+    Outcome.BUSY: ReportStatus.BUSY,
+    # A throttled renewal is retried by the scheduler: the caller should retry shortly too.
+    Outcome.DEFERRED: ReportStatus.BUSY,
 }
 #: Statuses after which the credential has a usable current token.
-USABLE = ("renewed", "newer_exists", "still_valid")
+USABLE = tuple(s for s in ReportStatus if s.usable)
 
 
 @dataclass(frozen=True)
 class Reported:
-    status: str
+    status: ReportStatus
     outcome: RotationOutcome
     #: The current token when ``status`` is in :data:`USABLE`, else None.
     entry: CacheEntry | None
@@ -79,7 +82,7 @@ async def report_failure(
 
         fut.add_done_callback(done)
     outcome = await asyncio.shield(fut)
-    status = REPORT_STATUS.get(outcome.status, "failed")
+    status = REPORT_STATUS.get(outcome.status, ReportStatus.FAILED)
     entry = None
     if status in USABLE:
         entry = await b.cache.get(name)

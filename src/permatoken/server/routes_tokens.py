@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import assert_never
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from ..models import validate_name
 from ..rotation import RotationOutcome
 from ..store.audit import AuditRecord
 from ..timeutil import isoformat
+from ..vocabulary import ReportStatus
 from .broker import Broker
 from .cache import CacheEntry
 from .errors import ApiError
@@ -182,15 +184,21 @@ async def report(request: Request) -> Response:
     return JSONResponse(out, headers={"Cache-Control": _NO_STORE})
 
 
-def _default_message(status: str, outcome: RotationOutcome) -> str:
-    return {
-        "renewed": f"renewed: now at version {outcome.version}",
-        "newer_exists": f"a newer version ({outcome.version}) already exists",
-        "still_valid": "Meta says the token is still valid",
-        "needs_human": "a human must supply a new token",
-        "failed": "the renewal failed; the scheduler retries",
-        "busy": "another worker is renewing this credential; retry shortly",
-    }[status]
+def _default_message(status: ReportStatus, outcome: RotationOutcome) -> str:
+    match status:
+        case ReportStatus.RENEWED:
+            return f"renewed: now at version {outcome.version}"
+        case ReportStatus.NEWER_EXISTS:
+            return f"a newer version ({outcome.version}) already exists"
+        case ReportStatus.STILL_VALID:
+            return "Meta says the token is still valid"
+        case ReportStatus.NEEDS_HUMAN:
+            return "a human must supply a new token"
+        case ReportStatus.FAILED:
+            return "the renewal failed; the scheduler retries"
+        case ReportStatus.BUSY:
+            return "another worker is renewing this credential; retry shortly"
+    assert_never(status)
 
 
 OPERATIONS: list[Op] = [

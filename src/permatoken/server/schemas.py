@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from ..timeutil import ensure_utc
+from ..vocabulary import IssuerName, SecretName
 
 Name = Field(min_length=1, max_length=200, description="Credential name, e.g. acme/messaging.")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
@@ -59,6 +60,8 @@ class ReportIn(_In):
 
 
 class ReportOut(_Out):
+    # The words of vocabulary.ReportStatus, spelled as a Literal so OpenAPI shows a plain string enum
+    # (tests/client/test_statuses.py checks that they agree).
     status: Literal["renewed", "newer_exists", "still_valid", "needs_human", "failed", "busy"]
     version: int | None
     token: str | None = Field(
@@ -131,7 +134,8 @@ class CredentialListOut(_Out):
     next: str | None = None
 
 
-Secrets = Literal["refresh_token", "client_secret", "password"]
+#: The credential secrets an issuer may read (``vocabulary.SECRET_NAMES``).
+Secrets = SecretName
 
 
 class CredentialIn(_In):
@@ -142,14 +146,7 @@ class CredentialIn(_In):
         max_length=8192,
         description="The token value; omit to let the issuer obtain the first value.",
     )
-    issuer: Literal[
-        "manual",
-        "meta-system-refresh",
-        "meta-system-mint",
-        "meta-user-exchange",
-        "oauth2-refresh",
-        "login",
-    ] = "manual"
+    issuer: IssuerName = "manual"
     purpose: Word | None = None
     business_id: Id | None = None
     waba_ids: list[Id] = Field(default_factory=list, max_length=50)
@@ -169,17 +166,7 @@ class CredentialIn(_In):
 
 
 class CredentialPatch(_In):
-    issuer: (
-        Literal[
-            "manual",
-            "meta-system-refresh",
-            "meta-system-mint",
-            "meta-user-exchange",
-            "oauth2-refresh",
-            "login",
-        ]
-        | None
-    ) = None
+    issuer: IssuerName | None = None
     purpose: Word | None = None
     business_id: Id | None = None
     waba_ids: list[Id] | None = Field(default=None, max_length=50)

@@ -2,7 +2,7 @@
 
 The kinds emitted are read from the source with :mod:`ast` (nothing is imported but the enum):
 
-* the engine's events: the kind given to ``_event(...)`` / ``EngineEvent(...)``, and every
+* the engine's events: the kind given to ``engine.emit(...)`` / ``EngineEvent(...)``, and every
   ``EventKind`` member named in the emitting modules (``rotation/``, the batched renewals, the
   notice deliverer);
 * the store's event log: the kind given to ``record(conn, KIND, ...)`` / ``record_many(conn,
@@ -73,7 +73,7 @@ def engine_kinds() -> set[str]:
         if rel.startswith(EMITTERS):
             found |= _members_named(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _called(node) in ("_event", "EngineEvent"):
+            if isinstance(node, ast.Call) and _called(node) in ("emit", "EngineEvent"):
                 kind = _kind(node.args[0]) if node.args else None
                 if kind is not None:
                     found.add(kind)
@@ -142,7 +142,7 @@ def test_the_engine_emits_no_kind_as_a_bare_string() -> None:
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Call)
-                and _called(node) in ("_event", "EngineEvent")
+                and _called(node) in ("emit", "EngineEvent")
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):

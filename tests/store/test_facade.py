@@ -54,7 +54,6 @@ FLAT = {
     "set_version_state": "token_versions",
     "live_versions_with_fingerprint": "token_versions",
     "update_version_meta": "token_versions",
-    "_open_version": "token_versions",
     "put_secret": "secrets",
     "get_secret": "secrets",
 }

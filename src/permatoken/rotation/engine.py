@@ -165,7 +165,7 @@ class RenewalEngine(StagedRotation):
             self.store.update_credential(name, **fields)
         else:
             health = Health.OK if result.is_valid else Health.INVALID
-        self._event(
+        self.emit(
             EventKind.INSPECTED,
             name,
             {
@@ -283,7 +283,7 @@ class RenewalEngine(StagedRotation):
             return RotationOutcome(
                 name, Outcome.NEWER_EXISTS, current.version, expires_at=current.meta.expires_at
             )
-        self._event(
+        self.emit(
             EventKind.FAILURE_REPORTED,
             name,
             {"version": version, "code": code, "subcode": subcode, "actor": actor},
@@ -374,7 +374,7 @@ class RenewalEngine(StagedRotation):
                 health=Health.NEEDS_HUMAN,
                 health_reason="the current version was revoked; add or rotate a new one",
             )
-        self._event(EventKind.VERSION_REVOKED, name, {"version": v.version})
+        self.emit(EventKind.VERSION_REVOKED, name, {"version": v.version})
         return self.store.version(name, v.version)
 
     # --- plumbing -----------------------------------------------------------------
@@ -406,7 +406,7 @@ class RenewalEngine(StagedRotation):
             self.store.update_credential(
                 name, health=Health.FAILING, health_reason=redact(reason)[:500]
             )
-        self._event(EventKind.ROTATION_FAILED, name, {"step": "resume", "reason": reason})
+        self.emit(EventKind.ROTATION_FAILED, name, {"step": "resume", "reason": reason})
         return RotationOutcome(name, Outcome.FAILED, message=reason, health=Health.FAILING)
 
     def _holder(self, name: str) -> Callable[[Secret], str | None]:
@@ -420,7 +420,7 @@ class RenewalEngine(StagedRotation):
 
         return in_use
 
-    def _context(
+    def issue_context(
         self, cred: Credential, current: TokenVersion | None, *, dead: bool
     ) -> IssueContext:
         name = cred.name
@@ -438,7 +438,7 @@ class RenewalEngine(StagedRotation):
             current_dead=dead,
         )
 
-    def _event(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None:
+    def emit(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None:
         self.events.emit(EngineEvent(kind, name, detail))
 
 

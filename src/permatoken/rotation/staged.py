@@ -83,13 +83,13 @@ class StagedRotation:
 
         def _current(self, name: str) -> TokenVersion | None: ...
 
-        def _context(
+        def issue_context(
             self, cred: Credential, current: TokenVersion | None, *, dead: bool
         ) -> IssueContext: ...
 
         def _holder(self, name: str) -> Callable[[Secret], str | None]: ...
 
-        def _event(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None: ...
+        def emit(self, kind: EventKind, name: str, detail: dict[str, Any]) -> None: ...
 
     def _run(
         self,
@@ -115,7 +115,7 @@ class StagedRotation:
             ttl=self.lease_ttl,
             health=Health.RENEWING,
         )
-        self._event(EventKind.ROTATION_STARTED, name, {"reason": reason, "attempt": attempt})
+        self.emit(EventKind.ROTATION_STARTED, name, {"reason": reason, "attempt": attempt})
         _crash_point(RotationStep.OBTAINING)
         issuer = issuer_for(cred.issuer)
         try:
@@ -123,7 +123,7 @@ class StagedRotation:
                 obtained = Obtained(value, old_stays_valid=True)
             else:
                 try:
-                    obtained = issuer.obtain(self._context(cred, current, dead=token_dead))
+                    obtained = issuer.obtain(self.issue_context(cred, current, dead=token_dead))
                 except GraphError as exc:
                     # The current token turned out dead during the call: retry once on the dead path.
                     if (
@@ -131,13 +131,13 @@ class StagedRotation:
                         and not token_dead
                         and not issuer.recovers_dead
                     ):
-                        self._confirm_dead(cred, exc)
-                        obtained = issuer.obtain(self._context(cred, current, dead=True))
+                        self.confirm_dead(cred, exc)
+                        obtained = issuer.obtain(self.issue_context(cred, current, dead=True))
                     else:
                         raise
             check_obtained(name, obtained, now=self.clock.now(), in_use=self._holder(name))
         except (GraphError, RotationError) as exc:
-            return self._failed(cred, current, exc, attempt)
+            return self.record_failure(cred, current, exc, attempt)
         meta = VersionMeta(
             token_type=obtained.token_type,
             expires_at=obtained.expires_at if obtained.expiry_known else None,
@@ -168,7 +168,7 @@ class StagedRotation:
             _crash_point(new)
         return new
 
-    def _confirm_dead(self, cred: Credential, exc: GraphError) -> None:
+    def confirm_dead(self, cred: Credential, exc: GraphError) -> None:
         """A 190 from the exchange is not proof: ask debug_token before calling a token dead.
 
         Returns if Meta confirms (or nothing can ask); raises a plain failed attempt otherwise.
@@ -237,7 +237,7 @@ class StagedRotation:
             # it reaches Meta (a 100 KB token cannot even be put in a URL).
             problem = token_value_problem(self.store.reveal(name, number).reveal())
             if problem is not None:
-                return self._refused(
+                return self.refuse_pending(
                     cred, number, detail, token_problem_sentence("the stored value", problem)
                 )
             failure = self._verify(cred, number, detail)
@@ -292,9 +292,9 @@ class StagedRotation:
                 why = f"the new token belongs to app {insp.result.app_id}, not {cred.app_id}"
             else:
                 return None
-        return self._refused(cred, number, detail, why)
+        return self.refuse_pending(cred, number, detail, why)
 
-    def _refused(
+    def refuse_pending(
         self, cred: Credential, number: int, detail: dict[str, Any], why: str
     ) -> RotationOutcome:
         """The pending version is not usable: retire it, keep the current one, retry later."""
@@ -314,7 +314,7 @@ class StagedRotation:
             next_due_at=retry,
             next_action="renew",
         )
-        self._event(EventKind.ROTATION_FAILED, name, {"step": "verify", "reason": why})
+        self.emit(EventKind.ROTATION_FAILED, name, {"step": "verify", "reason": why})
         log.warning(
             "%s: the new token failed verification (%s); version %s stays current",
             name,
@@ -360,7 +360,7 @@ class StagedRotation:
             next_action=action,
         )
         _crash_point("finalized")
-        self._event(EventKind.ROTATION_COMPLETED, name, {"version": number, "previous": prev})
+        self.emit(EventKind.ROTATION_COMPLETED, name, {"version": number, "previous": prev})
         log.info(
             "%s: renewed, now version %d, expires %s",
             name,
@@ -378,7 +378,7 @@ class StagedRotation:
             health=health,
         )
 
-    def _failed(
+    def record_failure(
         self,
         cred: Credential,
         current: TokenVersion | None,
@@ -404,7 +404,7 @@ class StagedRotation:
             next_due_at=decision.retry_at,
             next_action="renew",
         )
-        self._event(
+        self.emit(
             decision.event,
             name,
             {

@@ -199,7 +199,7 @@ class BatchRenewal(Steps):
             it.meta = meta_from_debug(result, now=now, summary=said.summary)
             metas.append((it.id, number, it.meta))
             valid = result.is_valid and canary is not False
-            self.engine._event(
+            self.engine.emit(
                 EventKind.INSPECTED,
                 it.name,
                 {
@@ -229,7 +229,7 @@ class BatchRenewal(Steps):
 
     def _refuse(self, it: Item, why: str) -> None:
         number = int(it.detail["version"])
-        self._engine_step(it, lambda: self.engine._refused(it.cred, number, it.detail, why))
+        self._engine_step(it, lambda: self.engine.refuse_pending(it.cred, number, it.detail, why))
 
     def _unverified(self, it: Item, exc: GraphError) -> None:
         """``RenewalEngine._verify`` for a verification that could not be asked or failed."""
@@ -347,7 +347,7 @@ class BatchRenewal(Steps):
             detail: dict[str, Any] = {"version": number, "previous": prev}
             if not every and (it.name, prev) not in troubled:
                 detail["batched"] = True  # nothing for the scheduler to notice
-            self.engine._event(EventKind.ROTATION_COMPLETED, it.name, detail)
+            self.engine.emit(EventKind.ROTATION_COMPLETED, it.name, detail)
             log.info("%s: renewed, now version %d", it.name, number)
             self.engine.events.promoted(it.name, number)
 

@@ -5,7 +5,7 @@
 - :meth:`Steps._obtain_and_store` runs on a worker thread: the issuer's call, the checks of
   :func:`~permatoken.issuers.checks.check_obtained`, and the new value stored as ``pending`` at
   once (its own small transaction), so that a crash loses only the answers still in flight;
-- failures go through the engine's own code (``RenewalEngine._failed``), as one by one.
+- failures go through the engine's own code (``RenewalEngine.record_failure``), as one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..issuers.checks import check_obtained
 from ..meta.errors import ErrorKind
 from ..models import Credential, VersionMeta
 from ..policy import Policy
-from ..rotation import RotationStep, _crash_point
+from ..rotation import Outcome, RotationStep, _crash_point
 from ..store import batch as sb
 from .budgets import costs
 
@@ -113,7 +113,7 @@ class Steps:
         if step is RotationStep.OBTAINING:
             for it in items:
                 if it.id in done:
-                    self.engine._event(
+                    self.engine.emit(
                         EventKind.ROTATION_STARTED,
                         it.name,
                         {"reason": "scheduled", "attempt": it.detail["attempt"]},
@@ -127,7 +127,7 @@ class Steps:
         def current_token() -> Secret:
             if row is None:
                 return self.store.reveal(it.name)
-            return self.store._open_version(it.name, it.id, row)["token"]
+            return self.store.token_versions.open_row(it.name, it.id, row)["token"]
 
         def app_secret() -> Secret:
             app_id = it.cred.app_id or ""
@@ -135,7 +135,7 @@ class Steps:
                 self._secrets[app_id] if app_id in self._secrets else self.store.app_secret(app_id)
             )
 
-        ctx = self.engine._context(it.cred, it.loaded.current, dead=dead)
+        ctx = self.engine.issue_context(it.cred, it.loaded.current, dead=dead)
         return dataclasses.replace(ctx, current_token=current_token, app_secret=app_secret)
 
     def _obtain(self, it: Item) -> Obtained | Exception:
@@ -146,7 +146,7 @@ class Steps:
                 return issuer.obtain(self._context(it, dead=False))
             except GraphError as exc:
                 if exc.error.kind is ErrorKind.TOKEN_DEAD and not issuer.recovers_dead:
-                    self.engine._confirm_dead(it.cred, exc)
+                    self.engine.confirm_dead(it.cred, exc)
                     return issuer.obtain(self._context(it, dead=True))
                 raise
         except Exception as exc:  # judged on the tick's thread
@@ -157,15 +157,17 @@ class Steps:
         if not isinstance(exc, GraphError | RotationError):
             self._count("failed")
             log.error("scheduled renewal of %s failed", it.name, exc_info=exc)
-            self.sched._postpone(it.name, self.sched.clock.now() + timedelta(minutes=5), "renew")
+            self.sched.postpone(it.name, self.sched.clock.now() + timedelta(minutes=5), "renew")
             return
         try:
-            outcome = self.engine._failed(it.cred, it.loaded.current, exc, it.detail["attempt"])
+            outcome = self.engine.record_failure(
+                it.cred, it.loaded.current, exc, it.detail["attempt"]
+            )
         except PermatokenError as err:
             self._count("skipped")
             log.warning("%s: could not record the failed renewal: %s", it.name, err.message)
             return
-        if outcome.status == "deferred":
+        if outcome.status == Outcome.DEFERRED:
             self._count("deferred")
             if outcome.retry_at is not None:
                 for key in costs("renew", it.cred):

@@ -230,7 +230,7 @@ class Scheduler:
             except Exception:
                 report.failed += 1
                 log.exception("scheduled %s of %s failed", c.action, c.name)
-                self._postpone(c.name, self.clock.now() + timedelta(minutes=5), c.action)
+                self.postpone(c.name, self.clock.now() + timedelta(minutes=5), c.action)
             finally:
                 try:
                     self.store.release_lease(c.name, self.owner)
@@ -267,7 +267,7 @@ class Scheduler:
         wanted = costs(action, cred)
         later = self.budgets.reserve(wanted, now)
         if later is not None:
-            self._postpone(cred.name, later, action)
+            self.postpone(cred.name, later, action)
             report.deferred += 1
             return
         if action == "renew":
@@ -301,7 +301,7 @@ class Scheduler:
                     self.budgets.block(key, outcome.retry_at)
         elif outcome.status == Outcome.BUSY:
             report.skipped += 1
-            self._postpone(cred.name, now + timedelta(seconds=30), "renew")
+            self.postpone(cred.name, now + timedelta(seconds=30), "renew")
             return
         elif outcome.status in (Outcome.FAILED, Outcome.NEEDS_HUMAN):
             report.failed += 1
@@ -328,10 +328,10 @@ class Scheduler:
                     for key in costs("inspect", cred):
                         self.budgets.block(key, until)
                 report.deferred += 1
-                self._postpone(cred.name, until, "inspect")
+                self.postpone(cred.name, until, "inspect")
                 return
             report.failed += 1
-            self._postpone(cred.name, now + timedelta(seconds=policy.backoff_cap), "inspect")
+            self.postpone(cred.name, now + timedelta(seconds=policy.backoff_cap), "inspect")
             return
         self.budgets.observe(self.engine.graph.last_usage, cred.app_id, now)
         report.inspected += 1
@@ -354,7 +354,7 @@ class Scheduler:
         ):
             self.replan(cred.name)
 
-    def _postpone(self, name: str, at: datetime, action: str | None) -> None:
+    def postpone(self, name: str, at: datetime, action: str | None) -> None:
         try:
             self.store.update_credential(name, next_due_at=at, next_action=action)
         except NotFoundError:

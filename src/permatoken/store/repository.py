@@ -181,7 +181,6 @@ class Store(LeaseMixin, KeysMixin):
         "token_versions", TokenVersions.live_with_fingerprint
     )
     update_version_meta = _Delegate("token_versions", TokenVersions.update_meta)
-    _open_version = _Delegate("token_versions", TokenVersions.open_row)
     # credential-level secrets
     put_secret = _Delegate("secrets", CredentialSecrets.put)
     get_secret = _Delegate("secrets", CredentialSecrets.get)

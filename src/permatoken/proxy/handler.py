@@ -44,9 +44,10 @@ from ..models import Health
 from ..server.broker import Broker
 from ..server.cache import CacheEntry
 from ..server.errors import ApiError
-from ..server.reports import report_failure
+from ..server.reports import Reported, report_failure
 from ..settings import ProxySettings
 from ..store.audit import AuditRecord
+from ..vocabulary import ReportStatus
 from . import keys, multipart
 from .errors import ProxyRefusal, Refusal, from_broker, refuse
 from .exchange import (
@@ -269,27 +270,13 @@ class GraphProxy:
         name = entry.name
         reported = None
         if p.may(Action.REPORT, name):
-            try:
-                reported = await report_failure(
-                    self.b,
-                    p,
-                    name,
-                    entry.version,
-                    code=None,
-                    subcode=None,
-                    source=source,
-                    via="proxy",
-                )
-            except (ApiError, PermatokenError) as exc:
-                log.warning(
-                    "graph proxy: %s version %d is %s; report failed: %s",
-                    name,
-                    entry.version,
-                    entry.health,
-                    type(exc).__name__,
-                )
+            reported = await self._report(p, name, entry.version, None, source, entry.health)
         fresh = reported.entry if reported is not None else None
-        if fresh is not None and reported is not None and reported.status == "still_valid":
+        if (
+            fresh is not None
+            and reported is not None
+            and reported.status == ReportStatus.STILL_VALID
+        ):
             # Meta says the token works: reload, so the stored health the engine cleared is seen.
             self.b.cache.invalidate(name)
             return await self._current(name)
@@ -302,6 +289,37 @@ class GraphProxy:
             f"could be obtained, so nothing was sent to Meta; see `permatoken status {name}`, "
             f"then `permatoken rotate {name}` (`--token-file FILE` for a manual credential)",
         )
+
+    async def _report(
+        self,
+        p: Principal,
+        name: str,
+        version: int,
+        info: GraphErrorInfo | None,
+        source: str,
+        why: str,
+    ) -> Reported | None:
+        """Report ``version`` dead through the broker's single flight; None if that failed."""
+        try:
+            return await report_failure(
+                self.b,
+                p,
+                name,
+                version,
+                code=info.code if info is not None else None,
+                subcode=info.subcode if info is not None else None,
+                source=source,
+                via="proxy",
+            )
+        except (ApiError, PermatokenError) as exc:
+            log.warning(
+                "graph proxy: %s version %d is %s; report failed: %s",
+                name,
+                version,
+                why,
+                type(exc).__name__,
+            )
+            return None
 
     async def _send(
         self,
@@ -340,23 +358,11 @@ class GraphProxy:
                 return entry  # someone already replaced it
             if not p.may(Action.REPORT, name):
                 return None
-            reported = await report_failure(
-                self.b,
-                p,
-                name,
-                used.version,
-                code=info.code,
-                subcode=info.subcode,
-                source=source,
-                via="proxy",
-            )
         except (ApiError, PermatokenError) as exc:
-            log.warning(
-                "graph proxy: %s version %d is dead; report failed: %s",
-                name,
-                used.version,
-                type(exc).__name__,
-            )
+            log.warning("graph proxy: cannot load %s: %s", name, type(exc).__name__)
+            return None
+        reported = await self._report(p, name, used.version, info, source, "dead")
+        if reported is None:
             return None
         fresh = reported.entry
         return fresh if fresh is not None and fresh.version > used.version else None

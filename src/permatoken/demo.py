@@ -94,17 +94,31 @@ class Demo:
 
     # --- helpers --------------------------------------------------------------------
     def cli(
-        self, *args: str, stdin: str | None = None, check: bool = True, show: str | None = None
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        show: str | None = None,
+        timeout: float = 300.0,
     ) -> str:
         print(f"$ {show or 'permatoken ' + ' '.join(args)}", flush=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "permatoken", *args],
-            input=stdin.encode() if stdin is not None else None,
-            env=self.env,
-            capture_output=True,
-            check=False,
-            start_new_session=True,  # Ctrl-C is the demo's to handle, not this command's
-        )
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "permatoken", *args],
+                input=stdin.encode() if stdin is not None else None,
+                env=self.env,
+                capture_output=True,
+                check=False,
+                start_new_session=True,  # Ctrl-C is the demo's to handle, not this command's
+                timeout=timeout,  # a stuck command must never keep the demo (and make) waiting
+            )
+        except subprocess.TimeoutExpired:
+            if check:
+                raise SystemExit(
+                    f"demo step failed: permatoken {args[0]} took over {timeout:.0f} s"
+                ) from None
+            print(f"(permatoken {args[0]} took over {timeout:.0f} s; skipped)", flush=True)
+            return ""
         out = proc.stdout.decode()
         if proc.returncode and check:
             sys.stderr.write(proc.stderr.decode())
@@ -130,10 +144,11 @@ class Demo:
         return proc
 
     def stop_all(self) -> None:
-        self.receiver.shutdown()
+        # The service and the sandbox first: whatever happens next, they are told to stop.
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        self.receiver.shutdown()
         for proc in self.procs:
             try:
                 proc.wait(timeout=10)
@@ -291,7 +306,7 @@ class Demo:
                     self.cli("status")
         except KeyboardInterrupt:
             print("\nstopping (Ctrl-C)…", flush=True)
-        self.cli("status")
+        self.cli("status", check=False, timeout=30)
 
     # --- plumbing ------------------------------------------------------------------------
     @staticmethod

@@ -348,6 +348,10 @@ def main(argv: list[str] | None = None) -> None:
         "--dir", type=Path, default=ROOT, help="where the demo keeps its files (default .demo)"
     )
     args = parser.parse_args(argv)
+    # Ctrl-C is the demo's to handle, whatever its parent left: a shell starts a background job
+    # (or a CI runner its steps) with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so the demo could not be stopped with SIGINT at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # piped into make or a log: line by line
     demo = Demo(args.duration, args.dir)

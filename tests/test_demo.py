@@ -102,7 +102,11 @@ def test_ctrl_c_on_make_demo_ends_cleanly(tmp_path: Path) -> None:
         api = re.search(r"^API: (http://127\.0\.0\.1:\d+)", text, re.M)
         assert api, text[-3000:]
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            # Say what the demo printed: without it a hang here cannot be told apart.
+            pytest.fail("make demo did not end within 120 s of Ctrl-C:\n" + "".join(lines)[-3000:])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -139,3 +139,25 @@ def test_credential_and_app_rows_become_records() -> None:
         }
     )
     assert app.require_app_secret is True and app.kek_id == "kek"
+
+
+def test_open_secret_is_the_one_way_stored_secrets_are_opened() -> None:
+    """A sealed secret opens as a masked Secret; the wrong key or the wrong associated data is a
+    DecryptionError naming what failed and carrying its context, never the value."""
+    from permatoken._exceptions import DecryptionError
+    from permatoken.crypto import Keyring, generate_key
+    from permatoken.store.records import aad_app, open_secret
+
+    ring = Keyring([generate_key()], source="test")
+    sealed = ring.seal(b"zqAppSecret0123456789", aad_app("1234"))
+    secret = open_secret(ring, sealed, aad_app("1234"), "the secret of app 1234", app_id="1234")
+    assert secret.reveal() == "zqAppSecret0123456789" and "zqApp" not in repr(secret)
+    for other, aad in (
+        (Keyring([generate_key()], source="other"), aad_app("1234")),
+        (ring, aad_app("9")),
+    ):
+        with pytest.raises(DecryptionError) as caught:
+            open_secret(other, sealed, aad, "the secret of app 1234", app_id="1234")
+        assert "cannot decrypt the secret of app 1234" in caught.value.message
+        assert caught.value.app_id == "1234"
+        assert "zqAppSecret" not in str(caught.value)

@@ -10,17 +10,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .._exceptions import (
-    DecryptionError,
     InputError,
-    KmsUnavailableError,
     NotFoundError,
-    PermatokenError,
 )
-from .._secret import Secret, register_secret
+from .._secret import Secret
 from ..crypto import Sealed
 from ..events import EventKind
 from ..models import App
-from .records import aad_app, app_record, check_id
+from .records import aad_app, app_record, check_id, open_secret
 from .schema import apps
 
 if TYPE_CHECKING:
@@ -127,16 +124,13 @@ class Apps:
         if row is None:
             raise NotFoundError(f"no app {app_id!r}", app_id=app_id)
         sealed = Sealed(row["secret_ciphertext"], row["secret_wrapped_key"], row["secret_kek_id"])
-        try:
-            value = self._store.keyring.open(sealed, aad_app(app_id)).decode()
-        except KmsUnavailableError:
-            raise
-        except PermatokenError as exc:
-            raise DecryptionError(
-                f"cannot decrypt the secret of app {app_id}: {exc}", app_id=app_id
-            ) from exc
-        register_secret(value)
-        return Secret(value)
+        return open_secret(
+            self._store.keyring,
+            sealed,
+            aad_app(app_id),
+            f"the secret of app {app_id}",
+            app_id=app_id,
+        )
 
 
 __all__ = ["Apps"]

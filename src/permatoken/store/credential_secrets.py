@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .._exceptions import DecryptionError, KmsUnavailableError, NotFoundError, PermatokenError
-from .._secret import Secret, register_secret
+from .._exceptions import NotFoundError
+from .._secret import Secret
 from ..crypto import Sealed
-from .records import aad_secret
+from .records import aad_secret, open_secret
 from .schema import credential_secrets
 
 if TYPE_CHECKING:
@@ -69,16 +69,13 @@ class CredentialSecrets:
         if row is None:
             raise NotFoundError(f"credential {name!r} has no stored {sname}", name=name)
         sealed = Sealed(row["ciphertext"], row["wrapped_key"], row["kek_id"])
-        try:
-            value = self._store.keyring.open(sealed, aad_secret(cred.id, sname)).decode()
-        except KmsUnavailableError:
-            raise
-        except PermatokenError as exc:
-            raise DecryptionError(
-                f"cannot decrypt the {sname} of {name!r}: {exc.message}", name=name
-            ) from exc
-        register_secret(value)
-        return Secret(value)
+        return open_secret(
+            self._store.keyring,
+            sealed,
+            aad_secret(cred.id, sname),
+            f"the {sname} of {name!r}",
+            name=name,
+        )
 
 
 __all__ = ["CredentialSecrets"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._exceptions import InputError
+from .._exceptions import DecryptionError, InputError, KmsUnavailableError, PermatokenError
+from .._secret import Secret, register_secret
 from ..models import App, Credential, Health, TokenVersion, VersionMeta, VersionState
 from ..timeutil import ensure_utc
 
@@ -146,3 +147,17 @@ __all__ = [
     "meta_values",
     "version_record",
 ]
+
+
+def open_secret(keyring: Any, sealed: Any, aad: bytes, what: str, **context: Any) -> Secret:
+    """Open one sealed secret value as a :class:`Secret` (registered for log redaction). KMS
+    being unreachable passes through; any other failure is a :class:`DecryptionError` naming
+    ``what`` (never the value)."""
+    try:
+        value = keyring.open(sealed, aad).decode()
+    except KmsUnavailableError:
+        raise
+    except PermatokenError as exc:
+        raise DecryptionError(f"cannot decrypt {what}: {exc.message}", **context) from exc
+    register_secret(value)
+    return Secret(value)
